@@ -1,0 +1,119 @@
+/// CloudLogin's configuration, `/etc/cloudlogin/cloudlogin.conf` (DESIGN.md §3).
+///
+/// The key names are a public contract. Every key of the file is parsed and checked here,
+/// including those whose feature arrives later, so a typo is reported today.
+public struct Config: Sendable {
+    public static let defaultPath = "/etc/cloudlogin/cloudlogin.conf"
+
+    public enum Provider: String, Sendable, CaseIterable {
+        case oidc, okta
+    }
+
+    /// How the client authenticates at the token endpoint (RFC 6749 §2.3.1).
+    public enum ClientAuthentication: String, Sendable, CaseIterable {
+        /// HTTP Basic with the url-encoded client id and secret (client_secret_basic).
+        case basic
+        /// client_id and client_secret in the POST body (client_secret_post).
+        case post
+        /// A public client: client_id in the body, no secret.
+        case none
+    }
+
+    /// What an "MFA required" answer to the password grant means (DESIGN.md §1).
+    public enum MFARequiredPolicy: String, Sendable, CaseIterable {
+        case deny
+        case passwordVerified = "password-verified"
+    }
+
+    public enum OktaFactor: String, Sendable, CaseIterable {
+        case ask, push, totp, sms
+    }
+
+    /// The file this configuration came from (for messages).
+    public var path: String = Config.defaultPath
+
+    // [idp]
+    public var provider: Provider = .oidc
+    public var issuer: String?
+    public var tokenEndpoint: String?
+    public var jwksURI: String?
+    public var userinfoEndpoint: String?
+    public var clientID: String = ""
+    public var clientSecret: SecretBytes?
+    public var clientAuthentication: ClientAuthentication = .none
+    public var scopes: [String] = ["openid", "profile", "email"]
+    public var caFile: String?
+    public var oktaDomain: String?
+    public var usernameSuffix: String = ""
+    /// Seconds for the whole IdP exchange.
+    public var timeout: Int = 10
+    public var connectTimeout: Int = 3
+    public var ropgMFARequired: MFARequiredPolicy = .deny
+    public var idTokenAlgorithms: [JWSAlgorithm] = JWSAlgorithm.allCases
+    /// Seconds of clock difference tolerated on `exp`, `iat` and `nbf`.
+    public var clockSkew: Int = 60
+    public var cacheDirectory: String = "/var/cache/cloudlogin"
+
+    // [users]
+    public var nameClaim: String = "preferred_username"
+    public var minUID: Int = 1000
+    public var exclude: [String] = ["root"]
+    public var migrate: Bool = false
+    public var create: Bool = true
+    public var shell: String = "/bin/bash"
+    public var allowGroups: [String] = []
+    public var groupsClaim: String = "groups"
+    public var adminGroups: [String] = []
+    public var adminLocalGroup: String = "sudo"
+    public var groupMap: [GroupMapping] = []
+    public var demote: Bool = true
+
+    // [offline]
+    public var offlineAllowed: Bool = true
+    public var offlineMaxDays: Int = 14
+
+    // [okta]
+    public var oktaFactor: OktaFactor = .ask
+    public var oktaPushTimeout: Int = 60
+
+    /// Problems that do not stop CloudLogin (unknown keys, for example).
+    public var warnings: [ConfigDiagnostic] = []
+
+    public init() {}
+}
+
+/// One `idp-group:local-group` pair of `group_map`.
+public struct GroupMapping: Equatable, Sendable {
+    public var idpGroup: String
+    public var localGroup: String
+
+    public init(idpGroup: String, localGroup: String) {
+        self.idpGroup = idpGroup
+        self.localGroup = localGroup
+    }
+}
+
+/// A problem in a config file, with where it is and how to fix it.
+public struct ConfigDiagnostic: Error, Equatable, Sendable, CustomStringConvertible {
+    public var path: String
+    /// 1-based line, or 0 when the problem is about the file as a whole.
+    public var line: Int
+    /// `section.key` when the problem is about one key.
+    public var key: String?
+    public var message: String
+
+    public init(path: String, line: Int, key: String?, message: String) {
+        self.path = path
+        self.line = line
+        self.key = key
+        self.message = message
+    }
+
+    public var description: String {
+        var text = path
+        if line > 0 { text += ":\(line)" }
+        text += ": "
+        if let key { text += "\(key): " }
+        return text + message
+    }
+}

@@ -1,0 +1,96 @@
+import Glibc
+
+/// Why a file CloudLogin trusts (config, client secret, cache) was refused.
+public enum SafeFileError: Error, Equatable, Sendable, CustomStringConvertible {
+    case missing(String)
+    case unreadable(String, errno: Int32)
+    case notRegular(String)
+    case wrongOwner(String, owner: UInt32, expected: UInt32)
+    case writableByOthers(String)
+    case readableByOthers(String)
+    case tooLarge(String)
+
+    public var description: String {
+        switch self {
+        case .missing(let path): return "\(path) does not exist"
+        case .unreadable(let path, let code): return "\(path) cannot be read: \(String(cString: strerror(code)))"
+        case .notRegular(let path): return "\(path) is not a regular file"
+        case .wrongOwner(let path, let owner, let expected):
+            return "\(path) is owned by uid \(owner), not \(expected == 0 ? "root" : "uid \(expected)"); run chown root:root \(path)"
+        case .writableByOthers(let path): return "\(path) is writable by group or others; run chmod go-w \(path)"
+        case .readableByOthers(let path): return "\(path) holds a secret but is readable by group or others; run chmod 600 \(path)"
+        case .tooLarge(let path): return "\(path) is larger than CloudLogin accepts (64 KiB)"
+        }
+    }
+}
+
+/// Reads files whose content CloudLogin trusts, after checking who could have written them.
+public enum SafeFile {
+    public static let maximumSize = 64 * 1024
+
+    /// The content of `path` and whether only its owner can read it. Refuses a file not owned
+    /// by `owner`, writable by group or others, not regular, or larger than 64 KiB.
+    public static func read(_ path: String, owner: uid_t, secret: Bool = false) -> Result<(content: SecretBytes, ownerOnly: Bool), SafeFileError> {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)
+        guard descriptor >= 0 else {
+            let code = errno
+            return .failure(code == ENOENT ? .missing(path) : .unreadable(path, errno: code))
+        }
+        defer { close(descriptor) }
+        var info = stat()
+        guard fstat(descriptor, &info) == 0 else { return .failure(.unreadable(path, errno: errno)) }
+        guard (info.st_mode & S_IFMT) == S_IFREG else { return .failure(.notRegular(path)) }
+        guard info.st_uid == owner else { return .failure(.wrongOwner(path, owner: info.st_uid, expected: owner)) }
+        guard info.st_mode & (S_IWGRP | S_IWOTH) == 0 else { return .failure(.writableByOthers(path)) }
+        let ownerOnly = info.st_mode & (S_IRWXG | S_IRWXO) == 0
+        if secret && !ownerOnly { return .failure(.readableByOthers(path)) }
+        guard info.st_size <= maximumSize else { return .failure(.tooLarge(path)) }
+
+        let content = SecretBytes(capacity: 1024)
+        var chunk = [UInt8](repeating: 0, count: 4096)
+        defer { explicit_bzero(&chunk, chunk.count) }
+        while true {
+            let got = chunk.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
+            if got < 0 {
+                if errno == EINTR { continue }
+                return .failure(.unreadable(path, errno: errno))
+            }
+            if got == 0 { break }
+            chunk.withUnsafeBytes { content.append(UnsafeRawBufferPointer(rebasing: $0[0..<got])) }
+            if content.count > maximumSize { return .failure(.tooLarge(path)) }
+        }
+        return .success((content, ownerOnly))
+    }
+
+    /// A secret file's content without a trailing newline.
+    public static func readSecret(_ path: String, owner: uid_t) -> Result<SecretBytes, SafeFileError> {
+        read(path, owner: owner, secret: true).map { file in
+            let trimmed = SecretBytes(capacity: file.content.count)
+            file.content.withBytes { bytes in
+                var end = bytes.count
+                while end > 0, bytes[end - 1] == UInt8(ascii: "\n") || bytes[end - 1] == UInt8(ascii: "\r") { end -= 1 }
+                trimmed.append(UnsafeRawBufferPointer(rebasing: bytes[0..<end]))
+            }
+            return trimmed
+        }
+    }
+}
+
+/// Loads the config file with the checks DESIGN.md §3 asks for.
+public enum ConfigLoader {
+    /// Reads and parses `path`. `owner` is the uid that must own the config and secret files
+    /// (root, except in tests that run unprivileged).
+    public static func load(path: String = Config.defaultPath, owner: uid_t = 0) -> Result<Config, ConfigDiagnostic> {
+        let file: (content: SecretBytes, ownerOnly: Bool)
+        switch SafeFile.read(path, owner: owner) {
+        case .success(let read): file = read
+        case .failure(let error): return .failure(ConfigDiagnostic(path: path, line: 0, key: nil, message: error.description))
+        }
+        guard let text = file.content.withBytes({ String(validating: $0, as: UTF8.self) }) else {
+            return .failure(ConfigDiagnostic(path: path, line: 0, key: nil, message: "is not valid UTF-8 text"))
+        }
+        let context = ConfigParser.Context(fileIsPrivate: file.ownerOnly,
+                                           readSecretFile: { SafeFile.readSecret($0, owner: owner) })
+        return ConfigParser.parse(text, path: path, context: context)
+    }
+}

@@ -1,0 +1,128 @@
+import CCurl
+import Glibc
+
+/// HTTPS over libcurl, set up for a process CloudLogin does not own (sudo, login, sshd):
+/// TLS verification always on, https only, no redirects, no signals, bounded time and size.
+/// Proxy variables are honoured as curl itself does (`https_proxy`, `no_proxy`).
+public final class CurlTransport: HTTPTransport {
+    /// The largest answer read from an IdP; discovery documents and JWKS are a few KiB.
+    public static let maximumResponseBytes = 1 << 20
+
+    private let caFile: String?
+    private let connectTimeoutMilliseconds: Int64
+
+    public init(caFile: String?, connectTimeoutSeconds: Int) {
+        self.caFile = caFile
+        self.connectTimeoutMilliseconds = Int64(connectTimeoutSeconds) &* 1000
+    }
+
+    public func send(_ request: HTTPRequest, deadline: Deadline) -> Result<HTTPResponse, TransportError> {
+        guard HTTPSURL.isValid(request.url) else { return .failure(.invalidURL(request.url)) }
+        guard curlIsReady, let curl = curl_easy_init() else { return .failure(.other("libcurl could not be initialised")) }
+        defer { curl_easy_cleanup(curl) }
+
+        let remaining = deadline.remainingMilliseconds
+        guard remaining > 0 else { return .failure(.timeout) }
+        let sink = ResponseSink(limit: Self.maximumResponseBytes)
+        let sinkPointer = Unmanaged.passRetained(sink)
+        defer { sinkPointer.release() }
+
+        var headerList: UnsafeMutablePointer<curl_slist>?
+        defer { curl_slist_free_all(headerList) }
+        for header in request.headers { headerList = curl_slist_append(headerList, header) }
+        if let authorization = request.authorization {
+            let line = SecretBytes(capacity: authorization.count + 16)
+            line.append("Authorization: ")
+            line.append(authorization)
+            // curl copies the line; the copy is freed (not wiped) by curl_slist_free_all.
+            line.withCString { headerList = curl_slist_append(headerList, $0) }
+        }
+
+        var failed = false
+        func set(_ result: CURLcode) { if result != CURLE_OK { failed = true } }
+        set(CCurl_setopt_long(curl, CURLOPT_NOSIGNAL, 1))
+        set(CCurl_setopt_string(curl, CURLOPT_URL, request.url))
+        set(CCurl_setopt_string(curl, CURLOPT_PROTOCOLS_STR, "https"))
+        set(CCurl_setopt_long(curl, CURLOPT_FOLLOWLOCATION, 0))
+        set(CCurl_setopt_long(curl, CURLOPT_SSL_VERIFYPEER, 1))
+        set(CCurl_setopt_long(curl, CURLOPT_SSL_VERIFYHOST, 2))
+        set(CCurl_setopt_long(curl, CURLOPT_SSLVERSION, CURL_SSLVERSION_TLSv1_2))
+        if let caFile { set(CCurl_setopt_string(curl, CURLOPT_CAINFO, caFile)) }
+        set(CCurl_setopt_long(curl, CURLOPT_CONNECTTIMEOUT_MS, Int(min(connectTimeoutMilliseconds, remaining))))
+        set(CCurl_setopt_long(curl, CURLOPT_TIMEOUT_MS, Int(remaining)))
+        set(CCurl_setopt_long(curl, CURLOPT_MAXFILESIZE, Self.maximumResponseBytes))
+        set(CCurl_setopt_string(curl, CURLOPT_USERAGENT, "CloudLogin/\(CloudLoginVersion.string)"))
+        set(CCurl_setopt_write_function(curl, responseSinkWrite))
+        set(CCurl_setopt_pointer(curl, CURLOPT_WRITEDATA, sinkPointer.toOpaque()))
+        set(CCurl_setopt_slist(curl, CURLOPT_HTTPHEADER, headerList))
+        if request.method == .get { set(CCurl_setopt_long(curl, CURLOPT_HTTPGET, 1)) }
+        guard !failed else { return .failure(.other("libcurl refused an option")) }
+
+        // curl reads the body straight from our wiped buffer (POSTFIELDS does not copy), so
+        // the transfer runs while the buffer is pinned.
+        let body = request.body ?? SecretBytes(capacity: 1)
+        let result: CURLcode = body.withCString { bodyPointer in
+            if request.method == .post {
+                guard CCurl_setopt_long(curl, CURLOPT_POST, 1) == CURLE_OK,
+                      CCurl_setopt_long(curl, CURLOPT_POSTFIELDSIZE, body.count) == CURLE_OK,
+                      CCurl_setopt_pointer(curl, CURLOPT_POSTFIELDS, bodyPointer) == CURLE_OK
+                else { return CURLE_FAILED_INIT }
+            }
+            return curl_easy_perform(curl)
+        }
+        if sink.overflowed { return .failure(.tooLarge(limit: Self.maximumResponseBytes)) }
+        guard result == CURLE_OK else { return .failure(Self.classify(result)) }
+
+        var status = 0
+        _ = CCurl_getinfo_long(curl, CURLINFO_RESPONSE_CODE, &status)
+        return .success(HTTPResponse(status: status, body: sink.body, retryAfter: nil))
+    }
+
+    static func classify(_ code: CURLcode) -> TransportError {
+        let detail = String(cString: curl_easy_strerror(code))
+        switch code {
+        case CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY: return .resolve(detail)
+        case CURLE_COULDNT_CONNECT: return .connect(detail)
+        case CURLE_OPERATION_TIMEDOUT: return .timeout
+        case CURLE_FILESIZE_EXCEEDED: return .tooLarge(limit: maximumResponseBytes)
+        case CURLE_SSL_CONNECT_ERROR, CURLE_PEER_FAILED_VERIFICATION, CURLE_SSL_CACERT_BADFILE,
+             CURLE_SSL_CERTPROBLEM, CURLE_SSL_CIPHER, CURLE_SSL_ISSUER_ERROR,
+             CURLE_SSL_PINNEDPUBKEYNOTMATCH, CURLE_SSL_INVALIDCERTSTATUS, CURLE_SSL_ENGINE_NOTFOUND,
+             CURLE_SSL_ENGINE_SETFAILED, CURLE_SSL_CRL_BADFILE, CURLE_SSL_SHUTDOWN_FAILED,
+             CURLE_USE_SSL_FAILED:
+            return .tls(detail)
+        case CURLE_UNSUPPORTED_PROTOCOL, CURLE_URL_MALFORMAT: return .invalidURL(detail)
+        default: return .other(detail)
+        }
+    }
+}
+
+/// Collects a response body into wiped storage, up to a limit.
+private final class ResponseSink {
+    let body = SecretBytes(capacity: 4096)
+    let limit: Int
+    var overflowed = false
+
+    init(limit: Int) { self.limit = limit }
+}
+
+private let responseSinkWrite: CCurl_write_callback = { pointer, size, count, userdata in
+    guard let userdata else { return 0 }
+    let sink = Unmanaged<ResponseSink>.fromOpaque(userdata).takeUnretainedValue()
+    let (length, overflow) = size.multipliedReportingOverflow(by: count)
+    guard !overflow, length >= 0, length <= sink.limit - sink.body.count else {
+        sink.overflowed = true
+        return 0
+    }
+    sink.body.append(UnsafeRawBufferPointer(start: pointer, count: length))
+    return length
+}
+
+/// curl_global_init once per process, on first use (it is not thread-safe, and must not be
+/// undone with curl_global_cleanup inside a host process).
+private let curlIsReady: Bool = curl_global_init(3 /* CURL_GLOBAL_SSL | CURL_GLOBAL_WIN32 */) == CURLE_OK
+
+/// The version in the User-Agent and in `cloudlogin --version`.
+public enum CloudLoginVersion {
+    public static let string = "0.1.0"
+}

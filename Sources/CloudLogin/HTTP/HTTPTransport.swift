@@ -1,0 +1,67 @@
+/// One HTTPS request to the IdP.
+public struct HTTPRequest {
+    public enum Method: String, Sendable { case get = "GET", post = "POST" }
+
+    public var method: Method
+    public var url: String
+    /// Header lines other than Authorization, e.g. "Accept: application/json".
+    public var headers: [String]
+    /// `Authorization` header value (a secret: "Basic …" or "Bearer …").
+    public var authorization: SecretBytes?
+    /// Request body (a secret: it carries the password).
+    public var body: SecretBytes?
+
+    public init(method: Method, url: String, headers: [String] = ["Accept: application/json"],
+                authorization: SecretBytes? = nil, body: SecretBytes? = nil) {
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.authorization = authorization
+        self.body = body
+    }
+}
+
+/// The IdP's answer. The body is kept in wiped storage: it may hold tokens.
+public struct HTTPResponse {
+    public var status: Int
+    public var body: SecretBytes
+    /// Seconds from `Retry-After`, when the IdP sent one.
+    public var retryAfter: Int?
+
+    public init(status: Int, body: SecretBytes, retryAfter: Int? = nil) {
+        self.status = status
+        self.body = body
+        self.retryAfter = retryAfter
+    }
+}
+
+/// Why no HTTP answer came back. Every case means "the IdP is unavailable" to the login flow,
+/// except `tooLarge` and `invalidURL`, which mean a broken or misconfigured IdP.
+public enum TransportError: Error, Equatable, Sendable, CustomStringConvertible {
+    case resolve(String)
+    case connect(String)
+    case timeout
+    /// TLS handshake or certificate verification failed (wrong CA, hostname mismatch).
+    case tls(String)
+    /// The body was larger than the cap.
+    case tooLarge(limit: Int)
+    case invalidURL(String)
+    case other(String)
+
+    public var description: String {
+        switch self {
+        case .resolve(let detail): return "cannot resolve the IdP host (\(detail))"
+        case .connect(let detail): return "cannot connect to the IdP (\(detail))"
+        case .timeout: return "the IdP did not answer within the timeout"
+        case .tls(let detail): return "TLS with the IdP failed (\(detail)); check ca_file and the IdP's certificate"
+        case .tooLarge(let limit): return "the IdP's answer is larger than \(limit) bytes"
+        case .invalidURL(let url): return "refusing to contact '\(url)': only https URLs are used"
+        case .other(let detail): return "HTTP transport error (\(detail))"
+        }
+    }
+}
+
+/// Sends requests to the IdP. The module uses `CurlTransport`; tests may script answers.
+public protocol HTTPTransport {
+    func send(_ request: HTTPRequest, deadline: Deadline) -> Result<HTTPResponse, TransportError>
+}

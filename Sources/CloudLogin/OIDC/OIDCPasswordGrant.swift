@@ -1,0 +1,168 @@
+/// The OIDC Resource Owner Password Grant (RFC 6749 §4.3): one POST to the token endpoint,
+/// then the ID token verified against the IdP's keys, or userinfo when there is no ID token.
+public final class OIDCPasswordGrant: IdentityProvider {
+    private let config: Config
+    private let transport: HTTPTransport
+    private let directory: ProviderDirectory
+    private let clock: Clock
+    private let log: EventLog
+
+    public init(config: Config, transport: HTTPTransport, directory: ProviderDirectory, clock: Clock, log: EventLog) {
+        self.config = config
+        self.transport = transport
+        self.directory = directory
+        self.clock = clock
+        self.log = log
+    }
+
+    public func verifyPassword(login: String, password: SecretBytes, deadline: Deadline) -> IdentityVerdict {
+        let tokenEndpoint: String
+        switch directory.tokenEndpoint(deadline: deadline) {
+        case .success(let url): tokenEndpoint = url
+        case .failure(let problem): return .problem(problem)
+        }
+
+        let request = tokenRequest(url: tokenEndpoint, login: login, password: password)
+        defer { request.body?.wipe() }
+        let response: HTTPResponse
+        switch transport.send(request, deadline: deadline) {
+        case .success(let answer): response = answer
+        case .failure(let error): return .problem(IdPProblem(error, what: "token request"))
+        }
+        defer { response.body.wipe() }
+        guard response.status == 200 else {
+            return TokenEndpointError.classify(status: response.status, body: response.body)
+        }
+        return readTokenResponse(response.body, login: login, deadline: deadline)
+    }
+
+    /// The POST: grant_type=password, credentials in the body, client authentication as
+    /// configured. Password and secret go only into wiped buffers.
+    func tokenRequest(url: String, login: String, password: SecretBytes) -> HTTPRequest {
+        let body = SecretBytes(capacity: 256)
+        body.append("grant_type=password&username=")
+        FormEncoding.append(login, to: body)
+        body.append("&password=")
+        FormEncoding.append(password, to: body)
+        body.append("&scope=")
+        FormEncoding.append(config.scopes.joined(separator: " "), to: body)
+        var authorization: SecretBytes?
+        switch config.clientAuthentication {
+        case .none:
+            body.append("&client_id=")
+            FormEncoding.append(config.clientID, to: body)
+        case .post:
+            body.append("&client_id=")
+            FormEncoding.append(config.clientID, to: body)
+            body.append("&client_secret=")
+            if let secret = config.clientSecret { FormEncoding.append(secret, to: body) }
+        case .basic:
+            // RFC 6749 §2.3.1: id and secret are form-encoded before they are joined.
+            let credentials = SecretBytes(capacity: 128)
+            FormEncoding.append(config.clientID, to: credentials)
+            credentials.append(UInt8(ascii: ":"))
+            if let secret = config.clientSecret { FormEncoding.append(secret, to: credentials) }
+            let header = SecretBytes(capacity: 192)
+            header.append("Basic ")
+            credentials.withBytes { Base64URL.encodeStandard($0, into: header) }
+            authorization = header
+        }
+        return HTTPRequest(method: .post, url: url,
+                           headers: ["Accept: application/json", "Content-Type: application/x-www-form-urlencoded"],
+                           authorization: authorization, body: body)
+    }
+
+    /// A 200 from the token endpoint: only a well-formed token response with a verified
+    /// identity is a yes.
+    func readTokenResponse(_ body: SecretBytes, login: String, deadline: Deadline) -> IdentityVerdict {
+        guard let document = JSONValue.parse(body), document.objectValue != nil else {
+            return .problem(.misconfigured("the token endpoint answered 200 with a body that is not a JSON object"))
+        }
+        if document["error"] != nil {
+            return .problem(.misconfigured("the token endpoint answered 200 with an error body"))
+        }
+        guard let accessToken = document["access_token"]?.stringValue, !accessToken.isEmpty else {
+            return .problem(.misconfigured("the token endpoint answered 200 without an access_token"))
+        }
+        if let tokenType = document["token_type"]?.stringValue, tokenType.lowercased() != "bearer" {
+            return .problem(.misconfigured("the token endpoint issued a '\(ConfigParser.printable(tokenType))' token, not Bearer"))
+        }
+
+        var claims: [String: JSONValue]
+        if let idToken = document["id_token"] {
+            guard let token = idToken.stringValue else {
+                return .problem(.misconfigured("the token endpoint's id_token is not a string"))
+            }
+            switch verifyIDToken(token, deadline: deadline) {
+            case .success(let verified): claims = verified
+            case .failure(let problem): return .problem(problem)
+            }
+            // Complete the claims from userinfo only when the ID token lacks the local name.
+            if claims[config.nameClaim] == nil {
+                switch userinfo(accessToken: accessToken, deadline: deadline) {
+                case .success(let extra):
+                    guard extra["sub"] == claims["sub"] else {
+                        return .problem(.misconfigured("userinfo names a different subject than the ID token"))
+                    }
+                    claims.merge(extra) { fromToken, _ in fromToken }
+                case .failure(let problem):
+                    return .problem(problem)
+                }
+            }
+        } else {
+            switch userinfo(accessToken: accessToken, deadline: deadline) {
+            case .success(let extra): claims = extra
+            case .failure(let problem): return .problem(problem)
+            }
+        }
+        guard let subject = claims["sub"]?.stringValue, !subject.isEmpty else {
+            return .problem(.misconfigured("the IdP's answer names no subject (sub)"))
+        }
+        return .accepted(Identity(subject: subject, idpLogin: login, claims: claims))
+    }
+
+    private func verifyIDToken(_ token: String, deadline: Deadline) -> Result<[String: JSONValue], IdPProblem> {
+        let verifier = IDTokenVerifier(issuer: config.issuer ?? "", clientID: config.clientID,
+                                       allowedAlgorithms: config.idTokenAlgorithms, clockSkew: config.clockSkew)
+        var refresh = false
+        while true {
+            let keys: KeySet
+            let fromCache: Bool
+            switch directory.keys(deadline: deadline, refresh: refresh) {
+            case .success(let found): (keys, fromCache) = found
+            case .failure(let problem): return .failure(problem)
+            }
+            do throws(IDTokenError) {
+                return .success(try verifier.verify(token, keys: keys, now: clock.now()))
+            } catch .unknownKeyID where fromCache && !refresh {
+                log.info("ID token signed by a key not in the cached JWKS; fetching the JWKS again")
+                refresh = true
+            } catch {
+                log.error("rejecting the IdP's ID token: \(error)")
+                return .failure(.misconfigured(error.description))
+            }
+        }
+    }
+
+    private func userinfo(accessToken: String, deadline: Deadline) -> Result<[String: JSONValue], IdPProblem> {
+        let url: String
+        switch directory.userinfoEndpoint(deadline: deadline) {
+        case .success(let found): url = found
+        case .failure(let problem): return .failure(problem)
+        }
+        let bearer = SecretBytes(capacity: accessToken.utf8.count + 8)
+        bearer.append("Bearer ")
+        bearer.append(accessToken)
+        switch transport.send(HTTPRequest(method: .get, url: url, authorization: bearer), deadline: deadline) {
+        case .failure(let error):
+            return .failure(IdPProblem(error, what: "userinfo request"))
+        case .success(let response):
+            defer { response.body.wipe() }
+            guard response.status == 200 else { return .failure(IdPProblem(status: response.status, what: "userinfo (\(url))")) }
+            guard let claims = JSONValue.parse(response.body)?.objectValue else {
+                return .failure(.misconfigured("userinfo did not answer a JSON object"))
+            }
+            return .success(claims)
+        }
+    }
+}

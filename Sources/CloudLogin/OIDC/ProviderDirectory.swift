@@ -1,0 +1,133 @@
+/// Finds the provider's metadata and keys: from the config, from the cache while fresh, or
+/// from the network. Documents are fetched at most once per login.
+public final class ProviderDirectory {
+    /// How long a cached discovery document or JWKS is used before it is fetched again.
+    public static let freshSeconds: Int64 = 24 * 3600
+    /// How long an expired copy still serves when the IdP cannot be reached.
+    public static let staleSeconds: Int64 = 30 * 24 * 3600
+
+    private let config: Config
+    private let transport: HTTPTransport
+    private let cache: MetadataCache?
+    private let clock: Clock
+    private let log: EventLog
+    private var metadata: ProviderMetadata?
+    /// Requests this directory made (for `cloudlogin login --trace` and tests).
+    public private(set) var fetches: [String] = []
+
+    public init(config: Config, transport: HTTPTransport, cache: MetadataCache?, clock: Clock, log: EventLog) {
+        self.config = config
+        self.transport = transport
+        self.cache = cache
+        self.clock = clock
+        self.log = log
+    }
+
+    private var issuer: String { config.issuer ?? "" }
+
+    /// The token endpoint: the config's override, else discovery's.
+    public func tokenEndpoint(deadline: Deadline) -> Result<String, IdPProblem> {
+        if let override = config.tokenEndpoint { return .success(override) }
+        return discovery(deadline: deadline).map(\.tokenEndpoint)
+    }
+
+    public func userinfoEndpoint(deadline: Deadline) -> Result<String, IdPProblem> {
+        if let override = config.userinfoEndpoint { return .success(override) }
+        return discovery(deadline: deadline).flatMap { metadata in
+            guard let url = metadata.userinfoEndpoint else {
+                return .failure(.misconfigured("the IdP returned no id_token and lists no userinfo_endpoint; add openid to scopes or set userinfo_endpoint"))
+            }
+            return .success(url)
+        }
+    }
+
+    /// Discovery, from the cache while fresh.
+    public func discovery(deadline: Deadline, refresh: Bool = false) -> Result<ProviderMetadata, IdPProblem> {
+        if let metadata, !refresh { return .success(metadata) }
+        let url = issuer.hasSuffix("/") ? "\(issuer).well-known/openid-configuration" : "\(issuer)/.well-known/openid-configuration"
+        let result = document(url: url, kind: "discovery", what: "discovery (\(url))", refresh: refresh, deadline: deadline)
+            .flatMap { (document: JSONValue) -> Result<ProviderMetadata, IdPProblem> in
+                do throws(IdPProblem) {
+                    return .success(try ProviderMetadata(discovery: document, expectedIssuer: issuer))
+                } catch {
+                    return .failure(error)
+                }
+            }
+        if case .success(let found) = result { metadata = found }
+        return result
+    }
+
+    /// The signing keys. With `refresh`, the cached set is bypassed (after an unknown `kid`).
+    public func keys(deadline: Deadline, refresh: Bool) -> Result<(keys: KeySet, fromCache: Bool), IdPProblem> {
+        let jwksURL: String
+        if let override = config.jwksURI {
+            jwksURL = override
+        } else {
+            switch discovery(deadline: deadline) {
+            case .failure(let problem): return .failure(problem)
+            case .success(let metadata):
+                guard let url = metadata.jwksURI else {
+                    return .failure(.misconfigured("the IdP's discovery document lists no jwks_uri, so ID tokens cannot be verified; set jwks_uri"))
+                }
+                jwksURL = url
+            }
+        }
+        var fromCache = false
+        let result = document(url: jwksURL, kind: "jwks", what: "JWKS (\(jwksURL))", refresh: refresh, deadline: deadline, usedCache: &fromCache)
+        return result.flatMap { document in
+            guard let keys = KeySet(document: document) else {
+                return .failure(.misconfigured("the JWKS at \(jwksURL) is not a JSON Web Key Set"))
+            }
+            return .success((keys, fromCache))
+        }
+    }
+
+    private func document(url: String, kind: String, what: String, refresh: Bool, deadline: Deadline) -> Result<JSONValue, IdPProblem> {
+        var unused = false
+        return document(url: url, kind: kind, what: what, refresh: refresh, deadline: deadline, usedCache: &unused)
+    }
+
+    /// A JSON document: fresh from the cache, else fetched (and cached), else a stale cached
+    /// copy when the IdP is unavailable.
+    private func document(url: String, kind: String, what: String, refresh: Bool, deadline: Deadline, usedCache: inout Bool) -> Result<JSONValue, IdPProblem> {
+        let name = DiskMetadataCache.key(for: "\(issuer) \(url)", kind: kind)
+        let now = clock.now()
+        let cached = cache?.read(name)
+        if !refresh, let cached, now >= cached.fetchedAt, now - cached.fetchedAt < Self.freshSeconds,
+           let document = cached.body.withUnsafeBytes({ JSONValue.parse($0) }) {
+            usedCache = true
+            return .success(document)
+        }
+        fetches.append("GET \(url)")
+        let fetched = fetch(url: url, what: what, deadline: deadline)
+        switch fetched {
+        case .success(let (document, bytes)):
+            cache?.write(name, body: bytes, fetchedAt: now)
+            usedCache = false
+            return .success(document)
+        case .failure(.unavailable(let why)):
+            if let cached, now - cached.fetchedAt < Self.staleSeconds,
+               let document = cached.body.withUnsafeBytes({ JSONValue.parse($0) }) {
+                log.warning("\(why); using the cached copy from \(now - cached.fetchedAt) s ago")
+                usedCache = true
+                return .success(document)
+            }
+            return .failure(.unavailable(why))
+        case .failure(let problem):
+            return .failure(problem)
+        }
+    }
+
+    private func fetch(url: String, what: String, deadline: Deadline) -> Result<(JSONValue, [UInt8]), IdPProblem> {
+        switch transport.send(HTTPRequest(method: .get, url: url), deadline: deadline) {
+        case .failure(let error):
+            return .failure(IdPProblem(error, what: what))
+        case .success(let response):
+            guard response.status == 200 else { return .failure(IdPProblem(status: response.status, what: what)) }
+            guard let document = JSONValue.parse(response.body), document.objectValue != nil else {
+                return .failure(.misconfigured("\(what) did not answer a JSON object"))
+            }
+            return .success((document, response.body.withBytes { Array($0) }))
+        }
+    }
+}

@@ -1,0 +1,75 @@
+/// What CloudLogin needs to know about an OpenID provider, from discovery
+/// (`issuer/.well-known/openid-configuration`) or from config overrides.
+public struct ProviderMetadata: Equatable, Sendable {
+    public var issuer: String
+    public var tokenEndpoint: String
+    public var jwksURI: String?
+    public var userinfoEndpoint: String?
+    /// `grant_types_supported`, when the IdP lists it (not all do).
+    public var grantTypesSupported: [String]?
+
+    public init(issuer: String, tokenEndpoint: String, jwksURI: String?, userinfoEndpoint: String?, grantTypesSupported: [String]?) {
+        self.issuer = issuer
+        self.tokenEndpoint = tokenEndpoint
+        self.jwksURI = jwksURI
+        self.userinfoEndpoint = userinfoEndpoint
+        self.grantTypesSupported = grantTypesSupported
+    }
+
+    /// Reads a discovery document, checking that it is for `expectedIssuer` (OIDC Discovery
+    /// §4.3) and that every endpoint is https.
+    public init(discovery document: JSONValue, expectedIssuer: String) throws(IdPProblem) {
+        guard let issuer = document["issuer"]?.stringValue else {
+            throw .misconfigured("the discovery document has no issuer; check that issuer points at the OpenID provider")
+        }
+        guard issuer == expectedIssuer else {
+            throw .misconfigured("the discovery document is for issuer '\(ConfigParser.printable(issuer))', not the configured '\(expectedIssuer)'; set issuer to the exact value")
+        }
+        guard let token = document["token_endpoint"]?.stringValue, HTTPSURL.isValid(token) else {
+            throw .misconfigured("the discovery document has no https token_endpoint")
+        }
+        func optionalEndpoint(_ name: String) throws(IdPProblem) -> String? {
+            guard let value = document[name] else { return nil }
+            guard let url = value.stringValue, HTTPSURL.isValid(url) else {
+                throw .misconfigured("the discovery document's \(name) is not an https URL")
+            }
+            return url
+        }
+        self.issuer = issuer
+        self.tokenEndpoint = token
+        self.jwksURI = try optionalEndpoint("jwks_uri")
+        self.userinfoEndpoint = try optionalEndpoint("userinfo_endpoint")
+        self.grantTypesSupported = document["grant_types_supported"]?.stringArray
+    }
+}
+
+/// A problem with the IdP as a whole (not with the user's credentials).
+public enum IdPProblem: Error, Equatable, Sendable, CustomStringConvertible {
+    /// Transport failure, HTTP 5xx or 429: try later, offline sign-in may apply.
+    case unavailable(String)
+    /// The IdP or CloudLogin's registration at it is set up wrong, or it sent something broken.
+    case misconfigured(String)
+
+    public var description: String {
+        switch self {
+        case .unavailable(let why), .misconfigured(let why): return why
+        }
+    }
+
+    /// The problem for a failed transport: a cap or URL problem is a broken IdP, the rest
+    /// means unavailable.
+    public init(_ error: TransportError, what: String) {
+        switch error {
+        case .tooLarge, .invalidURL: self = .misconfigured("\(what): \(error)")
+        default: self = .unavailable("\(what): \(error)")
+        }
+    }
+
+    /// The problem for an HTTP status other than 200 on a metadata or userinfo request.
+    public init(status: Int, what: String) {
+        switch status {
+        case 408, 429, 500...599: self = .unavailable("\(what) answered HTTP \(status)")
+        default: self = .misconfigured("\(what) answered HTTP \(status); check the URL in the config")
+        }
+    }
+}

@@ -1,0 +1,42 @@
+import Glibc
+
+/// Where time enters CloudLogin: wall-clock seconds for token validity and offline age, a
+/// monotonic clock for timeouts and latency. Tests inject their own.
+public protocol Clock: Sendable {
+    /// Seconds since the Unix epoch.
+    func now() -> Int64
+    /// Milliseconds on a clock that never jumps.
+    func monotonicMilliseconds() -> Int64
+}
+
+public struct SystemClock: Clock {
+    public init() {}
+
+    public func now() -> Int64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Int64(spec.tv_sec)
+    }
+
+    public func monotonicMilliseconds() -> Int64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &spec)
+        return Int64(spec.tv_sec) &* 1000 &+ Int64(spec.tv_nsec) / 1_000_000
+    }
+}
+
+/// The point in time by which the whole IdP exchange must be done (`timeout` in the config).
+public struct Deadline: Sendable {
+    public let clock: any Clock
+    public let endMilliseconds: Int64
+
+    public init(clock: any Clock, seconds: Int) {
+        self.clock = clock
+        self.endMilliseconds = clock.monotonicMilliseconds() &+ Int64(seconds) &* 1000
+    }
+
+    /// Milliseconds left, never negative.
+    public var remainingMilliseconds: Int64 {
+        max(0, endMilliseconds &- clock.monotonicMilliseconds())
+    }
+}

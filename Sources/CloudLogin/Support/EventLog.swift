@@ -1,0 +1,25 @@
+/// How bad a logged event is; maps to syslog priorities in the PAM glue.
+public enum LogLevel: Sendable {
+    case debug, info, notice, warning, error
+}
+
+/// Where the core reports what it did: syslog in the module, standard error in the CLI.
+///
+/// Callers never pass a password, a client secret or a token. Usernames and claims go only
+/// to `debug`, which the sink drops unless the `debug` module argument (or `--trace`) is on.
+public protocol EventLog {
+    func record(_ level: LogLevel, _ message: String)
+}
+
+extension EventLog {
+    public func debug(_ message: @autoclosure () -> String) { record(.debug, message()) }
+    public func info(_ message: String) { record(.info, message) }
+    public func warning(_ message: String) { record(.warning, message) }
+    public func error(_ message: String) { record(.error, message) }
+}
+
+/// Drops everything; for callers that do not log.
+public struct SilentLog: EventLog {
+    public init() {}
+    public func record(_ level: LogLevel, _ message: String) {}
+}

@@ -1,0 +1,72 @@
+import CShim
+import CloudLogin
+
+/// The one place where CloudLogin's outcomes become PAM codes and user-visible messages
+/// (DESIGN.md §1). A table-driven test covers every case.
+public struct PAMResult: Equatable, Sendable {
+    /// The PAM return code.
+    public var code: Int32
+    /// What the user is told through the conversation (nil: nothing).
+    public var message: String?
+    /// Whether the message is an error (PAM_ERROR_MSG) rather than information.
+    public var messageIsError: Bool
+    /// How loud the syslog line is.
+    public var logLevel: LogLevel
+
+    public init(code: Int32, message: String?, messageIsError: Bool, logLevel: LogLevel) {
+        self.code = code
+        self.message = message
+        self.messageIsError = messageIsError
+        self.logLevel = logLevel
+    }
+
+    /// The authentication result for `outcome`.
+    public init(for outcome: Outcome) {
+        switch outcome {
+        case .accepted:
+            self.init(code: PAM_SUCCESS, message: nil, messageIsError: false, logLevel: .info)
+        case .rejected(.mfaRequired):
+            self.init(code: PAM_AUTH_ERR, message: "Your organisation requires MFA for this sign-in.", messageIsError: true, logLevel: .notice)
+        case .rejected(.passwordExpired):
+            self.init(code: PAM_AUTH_ERR, message: "Password expired: change it with your identity provider, then sign in again.", messageIsError: true, logLevel: .notice)
+        case .rejected(.emptyPassword), .rejected(.invalidName):
+            self.init(code: PAM_AUTH_ERR, message: nil, messageIsError: false, logLevel: .notice)
+        case .rejected(.badCredentials), .rejected(.unknownUser), .rejected(.disabled), .rejected(.accessPolicy):
+            // The same answer for all of them, so that names cannot be probed.
+            self.init(code: PAM_AUTH_ERR, message: "Sign-in failed.", messageIsError: true, logLevel: .notice)
+        case .notCloudUser:
+            self.init(code: PAM_IGNORE, message: nil, messageIsError: false, logLevel: .debug)
+        case .idpUnavailable:
+            self.init(code: PAM_AUTHINFO_UNAVAIL, message: "Identity provider unreachable; trying offline sign-in.", messageIsError: false, logLevel: .warning)
+        case .idpMisconfigured:
+            self.init(code: PAM_AUTHINFO_UNAVAIL, message: "Cloud sign-in is misconfigured; tell your administrator.", messageIsError: true, logLevel: .error)
+        case .configInvalid:
+            self.init(code: PAM_SERVICE_ERR, message: nil, messageIsError: false, logLevel: .error)
+        case .accountStoreFailed:
+            self.init(code: PAM_SYSTEM_ERR, message: "Could not update the local account.", messageIsError: true, logLevel: .error)
+        case .noPassword:
+            self.init(code: PAM_AUTH_ERR, message: nil, messageIsError: false, logLevel: .notice)
+        }
+    }
+
+    /// The name of a PAM code, for logs and the CLI.
+    public static func name(of code: Int32) -> String {
+        switch code {
+        case PAM_SUCCESS: return "PAM_SUCCESS"
+        case PAM_AUTH_ERR: return "PAM_AUTH_ERR"
+        case PAM_IGNORE: return "PAM_IGNORE"
+        case PAM_AUTHINFO_UNAVAIL: return "PAM_AUTHINFO_UNAVAIL"
+        case PAM_SERVICE_ERR: return "PAM_SERVICE_ERR"
+        case PAM_SYSTEM_ERR: return "PAM_SYSTEM_ERR"
+        case PAM_USER_UNKNOWN: return "PAM_USER_UNKNOWN"
+        case PAM_PERM_DENIED: return "PAM_PERM_DENIED"
+        case PAM_CONV_ERR: return "PAM_CONV_ERR"
+        case PAM_BUF_ERR: return "PAM_BUF_ERR"
+        case PAM_CRED_INSUFFICIENT: return "PAM_CRED_INSUFFICIENT"
+        case PAM_NEW_AUTHTOK_REQD: return "PAM_NEW_AUTHTOK_REQD"
+        case PAM_AUTHTOK_ERR: return "PAM_AUTHTOK_ERR"
+        case PAM_ABORT: return "PAM_ABORT"
+        default: return "PAM code \(code)"
+        }
+    }
+}

@@ -1,0 +1,56 @@
+import CShim
+import CloudLogin
+
+/// What one call into the module has to work with: the PAM handle, its flags and arguments.
+/// Owns every use of the handle, so the rest of the code never touches PAM.
+struct PAMSession: EventLog {
+    let handle: OpaquePointer
+    let flags: Int32
+    let arguments: ModuleArguments
+
+    var isSilent: Bool { UInt32(bitPattern: flags) & PAM_SILENT != 0 }
+
+    func record(_ level: LogLevel, _ message: String) {
+        let priority: Int32
+        switch level {
+        case .debug:
+            guard arguments.debug else { return }
+            priority = LOG_DEBUG
+        case .info: priority = LOG_INFO
+        case .notice: priority = LOG_NOTICE
+        case .warning: priority = LOG_WARNING
+        case .error: priority = LOG_ERR
+        }
+        CShim_syslog(handle, priority, sanitized(message))
+    }
+
+    /// Tells the user `text` unless the application asked for silence.
+    func tell(_ text: String, isError: Bool) {
+        guard !isSilent else { return }
+        _ = CShim_message(handle, isError ? PAM_ERROR_MSG : PAM_TEXT_INFO, text)
+    }
+
+    /// PAM_USER, asking for it through the conversation if the application has not set it.
+    func user() -> String? {
+        var pointer: UnsafePointer<CChar>?
+        guard CShim_get_user(handle, &pointer) == PAM_SUCCESS, let pointer else { return nil }
+        return String(validatingCString: pointer)
+    }
+
+    /// The password, through pam_get_authtok (which honours try_first_pass/use_first_pass
+    /// and stores it as PAM_AUTHTOK for pam_unix after us).
+    func password() -> PasswordAnswer {
+        var pointer: UnsafePointer<CChar>?
+        guard CShim_get_password(handle, &pointer) == PAM_SUCCESS, let pointer else { return .unavailable }
+        return .password(SecretBytes(cString: pointer))
+    }
+
+    var service: String {
+        CShim_service(handle).map { String(cString: $0) } ?? "?"
+    }
+
+    /// Log text without control characters (a claim or IdP string could hold a newline).
+    private func sanitized(_ text: String) -> String {
+        String(text.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? "?" : Character($0) }.prefix(1000))
+    }
+}

@@ -1,0 +1,103 @@
+import ArgumentParser
+import CloudLogin
+import CloudLoginPAM
+import Glibc
+
+/// `cloudlogin login USER`: runs exactly the module's authentication flow and shows what it
+/// decided. Prints claims, never a token or the password.
+struct Login: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Sign in USER with the cloud password, as the PAM module would, and show the result.",
+        discussion: "Exit status: 0 when the module would return PAM_SUCCESS, 1 on a config error, 3 otherwise."
+    )
+
+    @OptionGroup var options: ConfigOption
+
+    @Argument(help: "The name as the user would type it at login.")
+    var user: String
+
+    @Flag(name: .long, help: "Read the password from the first line of standard input instead of the terminal.")
+    var passwordStdin = false
+
+    @Flag(name: .long, help: "Show each step of the flow.")
+    var trace = false
+
+    func run() throws {
+        let config = try options.load()
+        let log = TerminalLog(trace: trace)
+        let flow = LoginFlow.system(config: config, log: log)
+        let outcome = flow.authenticate(typedName: user) {
+            passwordStdin ? PasswordReader.fromStandardInput() : PasswordReader.fromTerminal(prompt: "Password: ")
+        }
+        if trace {
+            for fetch in flow.directory.fetches { printError("trace: fetched \(fetch)") }
+        }
+        let result = PAMResult(for: outcome)
+        print("outcome: \(outcome.summary)")
+        print("pam: \(PAMResult.name(of: result.code))")
+        if let message = result.message { print("user sees: \(message)") }
+        if case .accepted(let identity) = outcome {
+            print("subject: \(identity.subject)")
+            for key in identity.claims.keys.sorted() {
+                guard let value = identity.claims[key] else { continue }
+                print("claim \(key): \(render(value))")
+            }
+        }
+        if result.code != 0 { throw ExitCode(3) }
+    }
+
+    func render(_ value: JSONValue) -> String {
+        switch value {
+        case .null: return "null"
+        case .bool(let flag): return flag ? "true" : "false"
+        case .number(let number): return number.rounded() == number && abs(number) < 1e15 ? String(Int64(number)) : String(number)
+        case .string(let text): return text
+        case .array(let values): return "[" + values.map(render).joined(separator: ", ") + "]"
+        case .object: return "{…}"
+        }
+    }
+}
+
+/// Reads a password without echo, into wiped storage.
+enum PasswordReader {
+    static func fromTerminal(prompt: String) -> PasswordAnswer {
+        let descriptor = open("/dev/tty", O_RDWR | O_CLOEXEC)
+        guard descriptor >= 0 else { return fromStandardInput() }
+        defer { close(descriptor) }
+        var saved = termios()
+        let isTerminal = tcgetattr(descriptor, &saved) == 0
+        if isTerminal {
+            var quiet = saved
+            quiet.c_lflag &= ~tcflag_t(ECHO)
+            tcsetattr(descriptor, TCSAFLUSH, &quiet)
+        }
+        var text = prompt
+        text.withUTF8 { _ = write(descriptor, $0.baseAddress, $0.count) }
+        let answer = readLine(from: descriptor)
+        if isTerminal {
+            tcsetattr(descriptor, TCSAFLUSH, &saved)
+            _ = write(descriptor, "\n", 1)
+        }
+        return answer
+    }
+
+    static func fromStandardInput() -> PasswordAnswer {
+        readLine(from: 0)
+    }
+
+    private static func readLine(from descriptor: Int32) -> PasswordAnswer {
+        let secret = SecretBytes(capacity: 128)
+        var byte: UInt8 = 0
+        var sawAny = false
+        while true {
+            let got = read(descriptor, &byte, 1)
+            if got < 0 && errno == EINTR { continue }
+            if got <= 0 { break }
+            sawAny = true
+            if byte == UInt8(ascii: "\n") { break }
+            secret.append(byte)
+        }
+        byte = 0
+        return sawAny ? .password(secret) : .unavailable
+    }
+}
