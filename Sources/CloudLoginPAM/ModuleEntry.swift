@@ -42,7 +42,7 @@ func authenticate(_ session: PAMSession) -> Int32 {
         }
     }
     let result = PAMResult(for: outcome)
-    let latency = clock.monotonicMilliseconds() - started
+    let latency = clock.monotonicMilliseconds() &- started
     session.record(result.logLevel, "authentication \(outcome.summary); \(PAMResult.name(of: result.code)); idp \(idp); \(latency) ms")
     if let message = result.message { session.tell(message, isError: result.messageIsError) }
     return result.code

@@ -13,7 +13,7 @@ public final class CurlTransport: HTTPTransport {
 
     public init(caFile: String?, connectTimeoutSeconds: Int) {
         self.caFile = caFile
-        self.connectTimeoutMilliseconds = Int64(connectTimeoutSeconds) &* 1000
+        self.connectTimeoutMilliseconds = Int64(truncatingIfNeeded: connectTimeoutSeconds) &* 1000
     }
 
     public func send(_ request: HTTPRequest, deadline: Deadline) -> Result<HTTPResponse, TransportError> {
@@ -48,8 +48,8 @@ public final class CurlTransport: HTTPTransport {
         set(CCurl_setopt_long(curl, CURLOPT_SSL_VERIFYHOST, 2))
         set(CCurl_setopt_long(curl, CURLOPT_SSLVERSION, CURL_SSLVERSION_TLSv1_2))
         if let caFile { set(CCurl_setopt_string(curl, CURLOPT_CAINFO, caFile)) }
-        set(CCurl_setopt_long(curl, CURLOPT_CONNECTTIMEOUT_MS, Int(min(connectTimeoutMilliseconds, remaining))))
-        set(CCurl_setopt_long(curl, CURLOPT_TIMEOUT_MS, Int(remaining)))
+        set(CCurl_setopt_long(curl, CURLOPT_CONNECTTIMEOUT_MS, Int(truncatingIfNeeded: min(connectTimeoutMilliseconds, remaining))))
+        set(CCurl_setopt_long(curl, CURLOPT_TIMEOUT_MS, Int(truncatingIfNeeded: remaining)))
         set(CCurl_setopt_long(curl, CURLOPT_MAXFILESIZE, Self.maximumResponseBytes))
         set(CCurl_setopt_string(curl, CURLOPT_USERAGENT, "CloudLogin/\(CloudLoginVersion.string)"))
         set(CCurl_setopt_write_function(curl, responseSinkWrite))

@@ -46,10 +46,10 @@ public enum Base64URL {
             let b0 = bytes[index]
             let b1: UInt8 = index + 1 < bytes.count ? bytes[index + 1] : 0
             let b2: UInt8 = index + 2 < bytes.count ? bytes[index + 2] : 0
-            output.append(alphabet[Int(b0 >> 2)])
-            output.append(alphabet[Int((b0 & 0x03) << 4 | b1 >> 4)])
-            output.append(index + 1 < bytes.count ? alphabet[Int((b1 & 0x0F) << 2 | b2 >> 6)] : UInt8(ascii: "="))
-            output.append(index + 2 < bytes.count ? alphabet[Int(b2 & 0x3F)] : UInt8(ascii: "="))
+            output.append(alphabet[Int(truncatingIfNeeded: b0 >> 2)])
+            output.append(alphabet[Int(truncatingIfNeeded: (b0 & 0x03) << 4 | b1 >> 4)])
+            output.append(index + 1 < bytes.count ? alphabet[Int(truncatingIfNeeded: (b1 & 0x0F) << 2 | b2 >> 6)] : UInt8(ascii: "="))
+            output.append(index + 2 < bytes.count ? alphabet[Int(truncatingIfNeeded: b2 & 0x3F)] : UInt8(ascii: "="))
             index += 3
         }
     }
@@ -79,8 +79,8 @@ public enum FormEncoding {
                 output.append(byte)
             default:
                 output.append(UInt8(ascii: "%"))
-                output.append(hex[Int(byte >> 4)])
-                output.append(hex[Int(byte & 0x0F)])
+                output.append(hex[Int(truncatingIfNeeded: byte >> 4)])
+                output.append(hex[Int(truncatingIfNeeded: byte & 0x0F)])
             }
         }
     }

@@ -78,7 +78,7 @@ public struct IDTokenVerifier {
         self.issuer = issuer
         self.clientID = clientID
         self.allowedAlgorithms = allowedAlgorithms
-        self.clockSkew = Int64(clockSkew)
+        self.clockSkew = Int64(truncatingIfNeeded: clockSkew)
     }
 
     /// The token's claims if it is signed by one of `keys` and valid at `now`.

@@ -110,7 +110,7 @@ public final class DiskMetadataCache: MetadataCache {
         }
         let hex = ok ? digest.prefix(16).map { byte in
             let digits = Array("0123456789abcdef".utf8)
-            return String(decoding: [digits[Int(byte >> 4)], digits[Int(byte & 0x0F)]], as: UTF8.self)
+            return String(decoding: [digits[Int(truncatingIfNeeded: byte >> 4)], digits[Int(truncatingIfNeeded: byte & 0x0F)]], as: UTF8.self)
         }.joined() : "issuer"
         return "\(hex).\(kind).json"
     }

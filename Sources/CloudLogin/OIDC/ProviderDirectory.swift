@@ -93,7 +93,7 @@ public final class ProviderDirectory {
         let name = DiskMetadataCache.key(for: "\(issuer) \(url)", kind: kind)
         let now = clock.now()
         let cached = cache?.read(name)
-        if !refresh, let cached, now >= cached.fetchedAt, now - cached.fetchedAt < Self.freshSeconds,
+        if !refresh, let cached, now >= cached.fetchedAt, now &- cached.fetchedAt < Self.freshSeconds,
            let document = cached.body.withUnsafeBytes({ JSONValue.parse($0) }) {
             usedCache = true
             return .success(document)
@@ -106,9 +106,9 @@ public final class ProviderDirectory {
             usedCache = false
             return .success(document)
         case .failure(.unavailable(let why)):
-            if let cached, now - cached.fetchedAt < Self.staleSeconds,
+            if let cached, now &- cached.fetchedAt < Self.staleSeconds,
                let document = cached.body.withUnsafeBytes({ JSONValue.parse($0) }) {
-                log.warning("\(why); using the cached copy from \(now - cached.fetchedAt) s ago")
+                log.warning("\(why); using the cached copy from \(now &- cached.fetchedAt) s ago")
                 usedCache = true
                 return .success(document)
             }

@@ -15,13 +15,13 @@ public struct SystemClock: Clock {
     public func now() -> Int64 {
         var spec = timespec()
         clock_gettime(CLOCK_REALTIME, &spec)
-        return Int64(spec.tv_sec)
+        return Int64(truncatingIfNeeded: spec.tv_sec)
     }
 
     public func monotonicMilliseconds() -> Int64 {
         var spec = timespec()
         clock_gettime(CLOCK_MONOTONIC, &spec)
-        return Int64(spec.tv_sec) &* 1000 &+ Int64(spec.tv_nsec) / 1_000_000
+        return Int64(truncatingIfNeeded: spec.tv_sec) &* 1000 &+ Int64(truncatingIfNeeded: spec.tv_nsec) / 1_000_000
     }
 }
 
@@ -32,7 +32,7 @@ public struct Deadline: Sendable {
 
     public init(clock: any Clock, seconds: Int) {
         self.clock = clock
-        self.endMilliseconds = clock.monotonicMilliseconds() &+ Int64(seconds) &* 1000
+        self.endMilliseconds = clock.monotonicMilliseconds() &+ Int64(truncatingIfNeeded: seconds) &* 1000
     }
 
     /// Milliseconds left, never negative.

@@ -1,0 +1,75 @@
+# CloudLogin — build, test, demo, install.
+#
+#   make            build the release module and CLI into build/
+#   make test       unit tests, trap lint, integration tests against a real IdP and libpam
+#   make demo       end to end: local IdP over HTTPS, a real PAM stack, the built module
+#   make install    DESTDIR/PREFIX honoured
+
+PREFIX      ?= /usr
+DESTDIR     ?=
+SYSCONFDIR  ?= /etc
+MULTIARCH   := $(shell dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
+PAMDIR      ?= /lib/$(MULTIARCH)/security
+SWIFT       ?= swift
+PYTHON      ?= python3
+TMPDIR      := $(CURDIR)/.tmp
+export TMPDIR
+
+# The release module: Swift runtime linked in, nothing exported but pam_sm_*, every symbol
+# resolved at link time, never unloaded (libpam dlcloses at pam_end; FACTS.md).
+RELEASE_FLAGS := -c release -Xswiftc -static-stdlib \
+	-Xlinker --version-script=$(CURDIR)/CShim/exports.map \
+	-Xlinker -z -Xlinker nodelete -Xlinker -z -Xlinker defs
+
+BUILD := build
+
+.PHONY: all build test unit-test integration-test lint demo install uninstall clean
+
+all: build
+
+build: $(BUILD)/pam_cloudlogin.so $(BUILD)/cloudlogin $(BUILD)/pamdriver
+
+$(BUILD)/pam_cloudlogin.so $(BUILD)/cloudlogin: FORCE | $(TMPDIR)
+	$(SWIFT) build $(RELEASE_FLAGS)
+	@mkdir -p $(BUILD)
+	install -m 0644 "$$($(SWIFT) build $(RELEASE_FLAGS) --show-bin-path)/libpam_cloudlogin.so" $(BUILD)/pam_cloudlogin.so
+	install -m 0755 "$$($(SWIFT) build $(RELEASE_FLAGS) --show-bin-path)/cloudlogin" $(BUILD)/cloudlogin
+
+$(BUILD)/pamdriver: Tests/Integration/pamdriver.c
+	@mkdir -p $(BUILD)
+	$(CC) -O2 -Wall -Wextra -o $@ $< -lpam
+
+$(TMPDIR):
+	@mkdir -p $@
+
+FORCE:
+
+lint:
+	$(PYTHON) scripts/check-traps Sources/CloudLogin Sources/CloudLoginPAM
+
+unit-test: | $(TMPDIR)
+	$(SWIFT) test
+
+integration-test: build
+	$(PYTHON) -m pytest -q -p no:cacheprovider Tests/Integration
+
+test: lint unit-test integration-test
+
+demo: build
+	scripts/demo
+
+install: build
+	install -d $(DESTDIR)$(PAMDIR) $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SYSCONFDIR)/cloudlogin \
+		$(DESTDIR)$(PREFIX)/share/doc/cloudlogin/pam.d
+	install -m 0644 $(BUILD)/pam_cloudlogin.so $(DESTDIR)$(PAMDIR)/pam_cloudlogin.so
+	install -m 0755 $(BUILD)/cloudlogin $(DESTDIR)$(PREFIX)/bin/cloudlogin
+	install -m 0644 pam.d/cloudlogin.conf.example $(DESTDIR)$(SYSCONFDIR)/cloudlogin/cloudlogin.conf.example
+	install -m 0644 pam.d/cloudlogin-auth pam.d/cloudlogin-service $(DESTDIR)$(PREFIX)/share/doc/cloudlogin/pam.d/
+
+uninstall:
+	rm -f $(DESTDIR)$(PAMDIR)/pam_cloudlogin.so $(DESTDIR)$(PREFIX)/bin/cloudlogin \
+		$(DESTDIR)$(SYSCONFDIR)/cloudlogin/cloudlogin.conf.example
+	rm -rf $(DESTDIR)$(PREFIX)/share/doc/cloudlogin
+
+clean:
+	rm -rf $(BUILD) .build .tmp
