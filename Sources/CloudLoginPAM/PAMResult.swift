@@ -25,6 +25,8 @@ public struct PAMResult: Equatable, Sendable {
         switch outcome {
         case .accepted:
             self.init(code: PAM_SUCCESS, message: nil, messageIsError: false, logLevel: .info)
+        case .acceptedPasswordOnly:
+            self.init(code: PAM_SUCCESS, message: nil, messageIsError: false, logLevel: .notice)
         case .rejected(.mfaRequired):
             self.init(code: PAM_AUTH_ERR, message: "Your organisation requires MFA for this sign-in.", messageIsError: true, logLevel: .notice)
         case .rejected(.passwordExpired):

@@ -219,18 +219,19 @@ import Testing
     }
 
     @Test(arguments: [
-        (Config.MFARequiredPolicy.deny, #"{"error":"invalid_grant","error_codes":[50076]}"#, false),
-        (.passwordVerified, #"{"error":"invalid_grant","error_codes":[50076]}"#, false),
-        (.passwordVerified, #"{"error":"invalid_grant","error_description":"Resource owner password credentials cannot be used with MFA enabled."}"#, false),
+        (Config.MFARequiredPolicy.deny, #"{"error":"invalid_grant","error_codes":[50076]}"#, Outcome.rejected(.mfaRequired)),
+        (.passwordVerified, #"{"error":"invalid_grant","error_codes":[50076]}"#, .acceptedPasswordOnly(idpLogin: "alice@example.com")),
+        (.passwordVerified, #"{"error":"mfa_required","mfa_token":"x"}"#, .acceptedPasswordOnly(idpLogin: "alice@example.com")),
+        // Okta does not document that the password was checked first: never a yes.
+        (.passwordVerified, #"{"error":"invalid_grant","error_description":"Resource owner password credentials cannot be used with MFA enabled."}"#, .rejected(.mfaRequired)),
+        (.passwordVerified, #"{"error":"invalid_grant","error_codes":[50126]}"#, .rejected(.badCredentials)),
     ])
-    func mfaRequiredIsRefusedWithoutAnIdentity(_ policy: Config.MFARequiredPolicy, _ body: String, _ accepted: Bool) {
-        // No identity comes with an MFA-required answer, so even password-verified cannot
-        // turn it into a local account: it stays a refusal with the MFA message.
+    func mfaRequiredFollowsThePolicy(_ policy: Config.MFARequiredPolicy, _ body: String, _ expected: Outcome) {
         let transport = ScriptedTransport()
         transport.on(fixtureDiscoveryURL, 200, fixtureDiscovery)
         transport.on(fixtureTokenURL, 400, body)
         let outcome = Self.flow(transport, config: fixtureConfig { $0.ropgMFARequired = policy }).authenticate(typedName: "alice", password: password("pw"))
-        #expect(outcome == .rejected(.mfaRequired))
+        #expect(outcome == expected)
     }
 
     @Test func publicClientSendsClientIDInBody() {

@@ -9,6 +9,7 @@ import Testing
     /// DESIGN.md §1, one row per outcome.
     @Test(arguments: [
         (Outcome.accepted(identity), PAM_SUCCESS, nil as String?),
+        (.acceptedPasswordOnly(idpLogin: "alice@example.com"), PAM_SUCCESS, nil),
         (.rejected(.badCredentials), PAM_AUTH_ERR, "Sign-in failed."),
         (.rejected(.unknownUser), PAM_AUTH_ERR, "Sign-in failed."),
         (.rejected(.disabled), PAM_AUTH_ERR, "Sign-in failed."),

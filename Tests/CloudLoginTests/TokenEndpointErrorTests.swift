@@ -11,8 +11,8 @@ import Testing
         case .rejected(.unknownUser): return .unknownUser
         case .rejected(.accessPolicy): return .policy
         case .rejected: return .rejected
-        case .mfaRequired(true, _): return .mfaVerified
-        case .mfaRequired(false, _): return .mfaUnverified
+        case .mfaRequired(true): return .mfaVerified
+        case .mfaRequired(false): return .mfaUnverified
         case .problem(.unavailable): return .unavailable
         case .problem(.misconfigured): return .misconfigured
         case .accepted: return nil

@@ -54,7 +54,7 @@ public enum IdentityVerdict: Equatable, Sendable {
     case rejected(RejectionReason)
     /// The IdP wants MFA that the password grant cannot do. `passwordVerified` is true only
     /// for answers documented to come after a correct password (Entra 50076/50079, Auth0).
-    case mfaRequired(passwordVerified: Bool, identity: Identity?)
+    case mfaRequired(passwordVerified: Bool)
     case problem(IdPProblem)
 }
 

@@ -90,7 +90,7 @@ public final class LoginFlow {
         case .failure(let problem):
             verdict = .problem(problem)
         }
-        return outcome(for: verdict)
+        return outcome(for: verdict, login: login)
     }
 
     /// The identity provider for the configured protocol.
@@ -103,15 +103,15 @@ public final class LoginFlow {
         }
     }
 
-    func outcome(for verdict: IdentityVerdict) -> Outcome {
+    func outcome(for verdict: IdentityVerdict, login: String) -> Outcome {
         switch verdict {
         case .accepted(let identity):
             return .accepted(identity)
         case .rejected(let reason):
             return .rejected(reason)
-        case .mfaRequired(let passwordVerified, let identity):
-            if passwordVerified && config.ropgMFARequired == .passwordVerified, let identity {
-                return .accepted(identity)
+        case .mfaRequired(let passwordVerified):
+            if passwordVerified && config.ropgMFARequired == .passwordVerified {
+                return .acceptedPasswordOnly(idpLogin: login)
             }
             return .rejected(.mfaRequired)
         case .problem(.unavailable(let why)):

@@ -4,6 +4,10 @@ public enum Outcome: Equatable, Sendable {
     /// The IdP said yes (or said "MFA required" after a verified password, and the admin set
     /// `ropg_mfa_required = password-verified`).
     case accepted(Identity)
+    /// The IdP verified the password but requires MFA the password grant cannot do, and the
+    /// admin set `ropg_mfa_required = password-verified` (MFA is enforced elsewhere). No claims
+    /// come with such an answer, so no identity: a local account is never created from it.
+    case acceptedPasswordOnly(idpLogin: String)
     /// The IdP said no, or the attempt was refused before anything was sent.
     case rejected(RejectionReason)
     /// A user CloudLogin leaves to the rest of the stack; the password was not asked for.
@@ -23,6 +27,7 @@ public enum Outcome: Equatable, Sendable {
     public var summary: String {
         switch self {
         case .accepted: return "accepted"
+        case .acceptedPasswordOnly: return "accepted on the password alone (the IdP requires MFA; ropg_mfa_required = password-verified)"
         case .rejected(let reason): return "rejected (\(reason.rawValue))"
         case .notCloudUser(let reason): return "not a cloud user (\(reason.rawValue))"
         case .idpUnavailable(let why): return "IdP unavailable: \(why)"

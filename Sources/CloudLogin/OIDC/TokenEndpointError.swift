@@ -25,7 +25,7 @@ public enum TokenEndpointError {
             case 50057: return .rejected(.disabled)
             case 50053: return .rejected(.badCredentials) // locked after too many attempts
             case 50055, 50144: return .rejected(.passwordExpired)
-            case 50076, 50079: return .mfaRequired(passwordVerified: true, identity: nil)
+            case 50076, 50079: return .mfaRequired(passwordVerified: true)
             case 53003: return .rejected(.accessPolicy)
             case 65001, 7000218, 7000215, 700016, 700027, 7000112, 50128, 50059:
                 return .problem(.misconfigured("the IdP refused the client (Entra error \(code)); check the app registration, client_id and secret"))
@@ -37,14 +37,14 @@ public enum TokenEndpointError {
         case "invalid_grant"?:
             switch document?["error_description"]?.stringValue {
             case oktaPasswordExpired?: return .rejected(.passwordExpired)
-            case oktaMFAEnabled?: return .mfaRequired(passwordVerified: false, identity: nil)
+            case oktaMFAEnabled?: return .mfaRequired(passwordVerified: false)
             default: return .rejected(.badCredentials)
             }
         case "mfa_required"?:
             // Auth0 sends this (with an mfa_token) only after the password was right.
-            return .mfaRequired(passwordVerified: true, identity: nil)
+            return .mfaRequired(passwordVerified: true)
         case "password_auth_denied_mfa"?, "interaction_required"?:
-            return .mfaRequired(passwordVerified: false, identity: nil)
+            return .mfaRequired(passwordVerified: false)
         case "invalid_client"?:
             return .problem(.misconfigured("the IdP refused the client credentials (invalid_client); check client_id, the client secret and client_auth"))
         case "unauthorized_client"?:

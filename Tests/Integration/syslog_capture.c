@@ -1,0 +1,38 @@
+/* Test helper, LD_PRELOADed into the PAM driver: appends every syslog line to the file named
+ * by $SYSLOG_CAPTURE, so integration tests can read what pam_cloudlogin.so logged without a
+ * syslog daemon. Debian builds libpam with _FORTIFY_SOURCE, so the __*_chk variants are the
+ * ones called; all four are covered. */
+#define _GNU_SOURCE
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <syslog.h>
+
+static void capture(int priority, const char *format, va_list args) {
+    const char *path = getenv("SYSLOG_CAPTURE");
+    FILE *file;
+    if (path == NULL || (file = fopen(path, "a")) == NULL) return;
+    fprintf(file, "<%d> ", priority & LOG_PRIMASK);
+    vfprintf(file, format, args);
+    fputc('\n', file);
+    fclose(file);
+}
+
+void vsyslog(int priority, const char *format, va_list args) { capture(priority, format, args); }
+void __vsyslog_chk(int priority, int flag, const char *format, va_list args) {
+    (void)flag;
+    capture(priority, format, args);
+}
+void syslog(int priority, const char *format, ...) {
+    va_list args;
+    va_start(args, format);
+    capture(priority, format, args);
+    va_end(args);
+}
+void __syslog_chk(int priority, int flag, const char *format, ...) {
+    va_list args;
+    (void)flag;
+    va_start(args, format);
+    capture(priority, format, args);
+    va_end(args);
+}
