@@ -23,7 +23,7 @@ RELEASE_FLAGS := -c release -Xswiftc -static-stdlib \
 
 BUILD := build
 
-.PHONY: all build test unit-test integration-test lint demo install uninstall clean
+.PHONY: deps all build test unit-test integration-test lint demo install uninstall clean
 
 all: build
 
@@ -55,7 +55,7 @@ integration-test: build
 
 test: lint unit-test integration-test
 
-demo: build
+demo: deps build
 	scripts/demo
 
 install: build
@@ -73,3 +73,6 @@ uninstall:
 
 clean:
 	rm -rf $(BUILD) .build .tmp
+
+deps:
+	scripts/install-deps

@@ -37,7 +37,7 @@ public struct PAMResult: Equatable, Sendable {
             // The same answer for all of them, so that names cannot be probed.
             self.init(code: PAM_AUTH_ERR, message: "Sign-in failed.", messageIsError: true, logLevel: .notice)
         case .notCloudUser:
-            self.init(code: PAM_IGNORE, message: nil, messageIsError: false, logLevel: .debug)
+            self.init(code: PAM_IGNORE, message: nil, messageIsError: false, logLevel: .info)
         case .idpUnavailable:
             self.init(code: PAM_AUTHINFO_UNAVAIL, message: "Identity provider unreachable; trying offline sign-in.", messageIsError: false, logLevel: .warning)
         case .idpMisconfigured:

@@ -112,6 +112,7 @@ class Site:
 
     def service(self, name: str, text: str) -> None:
         self.confdir.mkdir(exist_ok=True)
+        (self.confdir / "other").write_text("auth required pam_deny.so\naccount required pam_deny.so\n")
         (self.confdir / name).write_text(text)
 
     def module_only(self, args: str = "debug") -> str:
