@@ -29,7 +29,7 @@ all: build
 
 build: $(BUILD)/pam_cloudlogin.so $(BUILD)/cloudlogin $(BUILD)/pamdriver
 
-$(BUILD)/pam_cloudlogin.so $(BUILD)/cloudlogin: FORCE | $(TMPDIR)
+$(BUILD)/pam_cloudlogin.so $(BUILD)/cloudlogin &: FORCE | $(TMPDIR)
 	$(SWIFT) build $(RELEASE_FLAGS)
 	@mkdir -p $(BUILD)
 	install -m 0644 "$$($(SWIFT) build $(RELEASE_FLAGS) --show-bin-path)/libpam_cloudlogin.so" $(BUILD)/pam_cloudlogin.so
@@ -45,6 +45,7 @@ $(TMPDIR):
 FORCE:
 
 lint:
+	$(PYTHON) -m pytest -q -p no:cacheprovider scripts/test_check_traps.py
 	$(PYTHON) scripts/check-traps Sources/CloudLogin Sources/CloudLoginPAM
 
 unit-test: | $(TMPDIR)

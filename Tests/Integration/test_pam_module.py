@@ -223,3 +223,30 @@ def test_module_is_linked_nodelete_and_without_dynamic_swift_runtime():
     assert "NODELETE" in dynamic
     needed = re.findall(r"\(NEEDED\)\s+Shared library: \[(.+?)\]", dynamic)
     assert not [lib for lib in needed if "swift" in lib.lower() or "Foundation" in lib], needed
+
+
+def test_idp_that_never_answers_is_unavailable_within_the_timeout(site: Site):
+    import socket
+    import time
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)  # accepts TCP, never speaks TLS
+    port = listener.getsockname()[1]
+    try:
+        site.write_config(issuer=f"https://127.0.0.1:{port}", timeout="2", connect_timeout="1")
+        started = time.monotonic()
+        run = site.pam(site.module_only(), "alice", PASSWORDS["alice"])
+        elapsed = time.monotonic() - started
+    finally:
+        listener.close()
+    assert run.code == "PAM_AUTHINFO_UNAVAIL"
+    assert elapsed < 3.0, f"took {elapsed:.1f} s with timeout = 2"
+
+
+def test_make_install_honours_destdir(tmp_path):
+    subprocess.run(["make", "-s", "install", f"DESTDIR={tmp_path}", "PREFIX=/usr/local"], cwd=MODULE.parents[1], check=True,
+                   capture_output=True)
+    files = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
+    assert any(re.fullmatch(r"lib/[a-z0-9_-]+-linux-gnu/security/pam_cloudlogin\.so", f) for f in files), files
+    assert "usr/local/bin/cloudlogin" in files
+    assert "etc/cloudlogin/cloudlogin.conf.example" in files
