@@ -26,6 +26,12 @@ let package = Package(
             pkgConfig: "openssl",
             providers: [.apt(["libssl-dev"])]
         ),
+        .systemLibrary(
+            name: "CCrypt",
+            path: "Sources/CCrypt",
+            providers: [.apt(["libcrypt-dev"])]
+        ),
+        .systemLibrary(name: "CSpawn", path: "Sources/CSpawn"),
         .target(
             name: "CShim",
             path: "CShim",
@@ -34,7 +40,7 @@ let package = Package(
         ),
         .target(
             name: "CloudLogin",
-            dependencies: ["CCurl", "COpenSSL"],
+            dependencies: ["CCurl", "COpenSSL", "CCrypt", "CSpawn"],
             path: "Sources/CloudLogin"
         ),
         .target(

@@ -16,14 +16,16 @@ public func cloudLoginDispatch(_ handle: OpaquePointer, _ phase: Int32, _ flags:
     case Int32(CLOUDLOGIN_PHASE_SETCRED.rawValue): // trap-check: enum constant fits
         // CloudLogin sets no credentials; it succeeds so that `success=done` stacks end cleanly.
         return PAM_SUCCESS
+    case Int32(CLOUDLOGIN_PHASE_ACCT_MGMT.rawValue): // trap-check: enum constant fits
+        return accountManagement(session)
+    case Int32(CLOUDLOGIN_PHASE_CHAUTHTOK.rawValue): // trap-check: enum constant fits
+        return changePassword(session)
     default:
-        // Account and password phases come with local account management; until then the
-        // rest of the stack decides.
-        return PAM_IGNORE
+        return PAM_SERVICE_ERR
     }
 }
 
-/// pam_sm_authenticate: read the config, ask the IdP, report once.
+/// pam_sm_authenticate: read the config, ask the IdP, sync the account, report once.
 func authenticate(_ session: PAMSession) -> Int32 {
     let clock = SystemClock()
     let started = clock.monotonicMilliseconds()
@@ -37,6 +39,17 @@ func authenticate(_ session: PAMSession) -> Int32 {
         if let user = session.user() {
             let flow = LoginFlow.system(config: config, log: session)
             outcome = flow.authenticate(typedName: user) { session.password() }
+            // A full UPN typed at `login` becomes the local name (login re-reads PAM_USER).
+            switch outcome {
+            case .accepted(_, let localName, _), .acceptedPasswordOnly(let localName),
+                 .idpUnavailable(_, let localName?), .idpMisconfigured(_, let localName?):
+                if localName != user, !session.setUser(localName) {
+                    session.error("could not set PAM_USER to the local name")
+                    return PAM_SYSTEM_ERR
+                }
+            default:
+                break
+            }
         } else {
             outcome = .noPassword
         }
@@ -45,5 +58,32 @@ func authenticate(_ session: PAMSession) -> Int32 {
     let latency = clock.monotonicMilliseconds() &- started
     session.record(result.logLevel, "authentication \(outcome.summary); \(PAMResult.name(of: result.code)); idp \(idp); \(latency) ms")
     if let message = result.message { session.tell(message, isError: result.messageIsError) }
+    return result.code
+}
+
+/// pam_sm_acct_mgmt: deny managed users the IdP refused or who left allow_groups.
+func accountManagement(_ session: PAMSession) -> Int32 {
+    guard case .success(let config) = ConfigLoader.load(path: session.arguments.configPath) else {
+        // The authentication phase reports config problems; here the rest of the stack decides.
+        return PAM_IGNORE
+    }
+    guard let user = session.user() else { return PAM_USER_UNKNOWN }
+    let decision = LoginFlow.system(config: config, log: session).accountDecision(user: user)
+    let result = PAMResult(for: decision)
+    if case .denied(let denial) = decision { session.record(result.logLevel, "account denied: \(denial.rawValue)") }
+    if let message = result.message { session.tell(message, isError: result.messageIsError) }
+    return result.code
+}
+
+/// pam_sm_chauthtok: a managed user's password is changed at the IdP, not here.
+func changePassword(_ session: PAMSession) -> Int32 {
+    guard case .success(let config) = ConfigLoader.load(path: session.arguments.configPath),
+          let user = session.user() else { return PAM_IGNORE }
+    let decision = LoginFlow.system(config: config, log: session).passwordChangeDecision(user: user)
+    let result = PAMResult(for: decision)
+    // Tell the user once, in the preliminary check (chauthtok runs twice).
+    if session.flags & PAM_PRELIM_CHECK != 0, let message = result.message {
+        session.tell(message, isError: result.messageIsError)
+    }
     return result.code
 }

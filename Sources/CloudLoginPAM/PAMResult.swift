@@ -23,8 +23,9 @@ public struct PAMResult: Equatable, Sendable {
     /// The authentication result for `outcome`.
     public init(for outcome: Outcome) {
         switch outcome {
-        case .accepted:
-            self.init(code: PAM_SUCCESS, message: nil, messageIsError: false, logLevel: .info)
+        case .accepted(_, let localName, let created):
+            self.init(code: PAM_SUCCESS, message: created ? "Created local account \(localName) from your cloud identity." : nil,
+                      messageIsError: false, logLevel: .info)
         case .acceptedPasswordOnly:
             self.init(code: PAM_SUCCESS, message: nil, messageIsError: false, logLevel: .notice)
         case .rejected(.mfaRequired):
@@ -36,18 +37,46 @@ public struct PAMResult: Equatable, Sendable {
         case .rejected(.badCredentials), .rejected(.unknownUser), .rejected(.disabled), .rejected(.accessPolicy):
             // The same answer for all of them, so that names cannot be probed.
             self.init(code: PAM_AUTH_ERR, message: "Sign-in failed.", messageIsError: true, logLevel: .notice)
+        case .refusedHere(let refusal):
+            self.init(code: PAM_AUTH_ERR, message: "Sign-in refused on this computer: \(refusal.rawValue).", messageIsError: true,
+                      logLevel: refusal == .subjectMismatch ? .error : .warning)
         case .notCloudUser:
             self.init(code: PAM_IGNORE, message: nil, messageIsError: false, logLevel: .info)
         case .idpUnavailable:
             self.init(code: PAM_AUTHINFO_UNAVAIL, message: "Identity provider unreachable; trying offline sign-in.", messageIsError: false, logLevel: .warning)
         case .idpMisconfigured:
             self.init(code: PAM_AUTHINFO_UNAVAIL, message: "Cloud sign-in is misconfigured; tell your administrator.", messageIsError: true, logLevel: .error)
+        case .offlineRefused(_, let reason):
+            self.init(code: PAM_AUTH_ERR, message: "Identity provider unreachable, and offline sign-in is not possible: \(reason.rawValue).",
+                      messageIsError: true, logLevel: .warning)
         case .configInvalid:
             self.init(code: PAM_SERVICE_ERR, message: nil, messageIsError: false, logLevel: .error)
         case .accountStoreFailed:
             self.init(code: PAM_SYSTEM_ERR, message: "Could not update the local account.", messageIsError: true, logLevel: .error)
         case .noPassword:
             self.init(code: PAM_AUTH_ERR, message: nil, messageIsError: false, logLevel: .notice)
+        }
+    }
+
+    /// The account-phase result. Never PAM_SUCCESS: a yes here would skip the checks of the
+    /// modules after it (expiry, nologin) under `sufficient`.
+    public init(for decision: AccountDecision) {
+        switch decision {
+        case .notManaged, .inGoodStanding:
+            self.init(code: PAM_IGNORE, message: nil, messageIsError: false, logLevel: .debug)
+        case .denied(let denial):
+            self.init(code: PAM_PERM_DENIED, message: "Access denied: \(denial.rawValue).", messageIsError: true, logLevel: .notice)
+        }
+    }
+
+    /// The password-phase result.
+    public init(for decision: PasswordChangeDecision) {
+        switch decision {
+        case .notManaged:
+            self.init(code: PAM_IGNORE, message: nil, messageIsError: false, logLevel: .debug)
+        case .managedByIdP(let place):
+            self.init(code: PAM_AUTHTOK_ERR, message: "Your password is managed by your identity provider; change it at \(place).",
+                      messageIsError: true, logLevel: .notice)
         }
     }
 

@@ -45,6 +45,11 @@ struct PAMSession: EventLog {
         return .password(SecretBytes(cString: pointer))
     }
 
+    /// Sets PAM_USER (the local name for a UPN typed at login).
+    func setUser(_ name: String) -> Bool {
+        CShim_set_user(handle, name) == PAM_SUCCESS
+    }
+
     var service: String {
         CShim_service(handle).map { String(cString: $0) } ?? "?"
     }

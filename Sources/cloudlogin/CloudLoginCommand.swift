@@ -9,7 +9,7 @@ struct CloudLoginCommand: ParsableCommand {
         commandName: "cloudlogin",
         abstract: "Set up and diagnose CloudLogin, the PAM module for signing in to Linux with a cloud identity.",
         version: CloudLoginVersion.string,
-        subcommands: [Check.self, Login.self]
+        subcommands: [Check.self, Login.self, Status.self]
     )
 }
 

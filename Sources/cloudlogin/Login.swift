@@ -36,7 +36,8 @@ struct Login: ParsableCommand {
         print("outcome: \(outcome.summary)")
         print("pam: \(PAMResult.name(of: result.code))")
         if let message = result.message { print("user sees: \(message)") }
-        if case .accepted(let identity) = outcome {
+        if case .accepted(let identity, let localName, _) = outcome {
+            print("local account: \(localName)")
             print("subject: \(identity.subject)")
             for key in identity.claims.keys.sorted() {
                 guard let value = identity.claims[key] else { continue }

@@ -5,15 +5,16 @@ import Testing
     static let fixtures = TokenFixtures.shared
 
     static func flow(_ transport: ScriptedTransport, cache: MetadataCache? = MemoryCache(),
-                     accounts: AccountTable = AccountTable(), config: Config = fixtureConfig()) -> LoginFlow {
-        LoginFlow(config: config, transport: transport, cache: cache, accounts: accounts,
-                  clock: FixedClock(fixtures.now), log: RecordingLog())
+                     accounts: AccountTable = AccountTable(), state: StateTable = StateTable(),
+                     config: Config = fixtureConfig(), clock: FixedClock = FixedClock(fixtures.now)) -> LoginFlow {
+        LoginFlow(config: config, transport: transport, cache: cache, accounts: accounts, state: state,
+                  clock: clock, log: RecordingLog(), canChangeAccounts: true)
     }
 
     @Test func rightPasswordIsAccepted() throws {
         let transport = fixtureTransport(idToken: Self.fixtures.token("valid_rs256"))
         let outcome = Self.flow(transport).authenticate(typedName: "alice", password: password("correct horse"))
-        guard case .accepted(let identity) = outcome else {
+        guard case .accepted(let identity, _, _) = outcome else {
             Issue.record("expected accepted, got \(outcome)")
             return
         }
@@ -56,8 +57,8 @@ import Testing
     @Test func unknownKidAfterAFreshFetchIsRefused() {
         let transport = fixtureTransport(idToken: Self.fixtures.token("unknown_kid"))
         let outcome = Self.flow(transport).authenticate(typedName: "alice", password: password("pw"))
-        guard case .idpMisconfigured(let why) = outcome else {
-            Issue.record("expected misconfigured, got \(outcome)")
+        guard case .offlineRefused(let why, _) = outcome else {
+            Issue.record("expected a refusal, got \(outcome)")
             return
         }
         #expect(why.contains("not in the IdP's JWKS"))
@@ -68,8 +69,8 @@ import Testing
     func untrustworthyTokenIsNeverAccepted(_ name: String) {
         let transport = fixtureTransport(idToken: Self.fixtures.token(name))
         let outcome = Self.flow(transport).authenticate(typedName: "alice", password: password("pw"))
-        guard case .idpMisconfigured = outcome else {
-            Issue.record("\(name): expected misconfigured, got \(outcome)")
+        guard case .offlineRefused = outcome else {
+            Issue.record("\(name): expected a refusal, got \(outcome)")
             return
         }
     }
@@ -101,11 +102,19 @@ import Testing
         #expect(transport.requests.isEmpty)
     }
 
-    @Test func migrateSendsAnExistingLocalUser() {
+    @Test func migrateTakesOverAnExistingLocalUser() {
         let transport = fixtureTransport(idToken: Self.fixtures.token("valid_rs256"))
-        let config = fixtureConfig { $0.migrate = true }
-        let outcome = Self.flow(transport, config: config).authenticate(typedName: "localuser", password: password("pw"))
-        if case .accepted = outcome {} else { Issue.record("expected accepted, got \(outcome)") }
+        let accounts = AccountTable()
+        accounts.uids["alice"] = 1500
+        let state = StateTable()
+        let outcome = Self.flow(transport, accounts: accounts, state: state, config: fixtureConfig { $0.migrate = true })
+            .authenticate(typedName: "alice", password: password("pw"))
+        guard case .accepted(_, "alice", false) = outcome else {
+            Issue.record("expected accepted, got \(outcome)")
+            return
+        }
+        #expect(state.records["alice"]?.origin == .migrated)
+        #expect(!accounts.changes.contains { $0.hasPrefix("useradd") })
     }
 
     @Test(arguments: ["-o", "../x", "a:b", String(repeating: "a", count: 300), "Alice", "élodie", "a b", "a\nb", "", "x@y@z", "@example.com"])
@@ -131,7 +140,7 @@ import Testing
         let transport = fixtureTransport(idToken: nil)
         transport.on(fixtureUserinfoURL, 200, #"{"sub":"alice","preferred_username":"alice","name":"Alice Example","groups":"g1; g2"}"#)
         let outcome = Self.flow(transport).authenticate(typedName: "alice", password: password("pw"))
-        guard case .accepted(let identity) = outcome else {
+        guard case .accepted(let identity, _, _) = outcome else {
             Issue.record("expected accepted, got \(outcome)")
             return
         }
@@ -146,7 +155,7 @@ import Testing
         transport.on(fixtureUserinfoURL, 200, #"{"sub":"mallory","upn":"mallory"}"#)
         let config = fixtureConfig { $0.nameClaim = "upn" }
         let outcome = Self.flow(transport, config: config).authenticate(typedName: "alice", password: password("pw"))
-        #expect(outcome == .idpMisconfigured("userinfo names a different subject than the ID token"))
+        #expect(outcome == .offlineRefused(problem: "userinfo names a different subject than the ID token", reason: .neverOnline))
     }
 
     @Test(arguments: [
@@ -162,8 +171,8 @@ import Testing
         transport.on(fixtureDiscoveryURL, 200, fixtureDiscovery)
         transport.on(fixtureTokenURL, 200, body)
         let outcome = Self.flow(transport).authenticate(typedName: "alice", password: password("pw"))
-        guard case .idpMisconfigured(let message) = outcome else {
-            Issue.record("expected misconfigured, got \(outcome)")
+        guard case .offlineRefused(let message, _) = outcome else {
+            Issue.record("expected a refusal, got \(outcome)")
             return
         }
         #expect(message.contains(why), "\(message)")
@@ -177,8 +186,8 @@ import Testing
         let transport = ScriptedTransport()
         transport.fail(fixtureDiscoveryURL, .connect("refused"))
         let outcome = Self.flow(transport).authenticate(typedName: "alice", password: password("pw"))
-        guard case .idpUnavailable = outcome else {
-            Issue.record("expected unavailable, got \(outcome)")
+        guard case .offlineRefused(_, .neverOnline) = outcome else {
+            Issue.record("expected unavailable without offline, got \(outcome)")
             return
         }
     }
@@ -186,7 +195,7 @@ import Testing
     @Test func tlsFailureIsUnavailable() {
         let transport = ScriptedTransport()
         transport.fail(fixtureDiscoveryURL, .tls("certificate verify failed"))
-        guard case .idpUnavailable = Self.flow(transport).authenticate(typedName: "alice", password: password("pw")) else {
+        guard case .offlineRefused(let why, _) = Self.flow(transport).authenticate(typedName: "alice", password: password("pw")), why.contains("TLS") else {
             Issue.record("TLS failure not unavailable")
             return
         }
@@ -195,7 +204,7 @@ import Testing
     @Test func discoveryForAnotherIssuerIsRefused() {
         let transport = ScriptedTransport()
         transport.on(fixtureDiscoveryURL, 200, #"{"issuer":"https://evil.test","token_endpoint":"https://evil.test/token"}"#)
-        guard case .idpMisconfigured(let why) = Self.flow(transport).authenticate(typedName: "alice", password: password("pw")) else {
+        guard case .offlineRefused(let why, _) = Self.flow(transport).authenticate(typedName: "alice", password: password("pw")) else {
             Issue.record("accepted discovery for another issuer")
             return
         }
@@ -211,17 +220,17 @@ import Testing
         let later = FixedClock(Self.fixtures.now + 2 * 86400)
         transport.answers[fixtureJWKSURL] = [.failure(.connect("refused"))]
         transport.answers[fixtureDiscoveryURL] = [.failure(.connect("refused"))]
-        let flow = LoginFlow(config: fixtureConfig { $0.clockSkew = 300 }, transport: transport, cache: cache, accounts: AccountTable(), clock: later, log: RecordingLog())
+        let flow = Self.flow(transport, cache: cache, config: fixtureConfig { $0.clockSkew = 300 }, clock: later)
         // The token is expired at that time; what matters is that keys came from the cache
         // and the refusal is about the token, not about the IdP being down.
         let outcome = flow.authenticate(typedName: "alice", password: password("pw"))
-        #expect(outcome == .idpMisconfigured(IDTokenError.expired.description))
+        #expect(outcome == .offlineRefused(problem: IDTokenError.expired.description, reason: .neverOnline))
     }
 
     @Test(arguments: [
         (Config.MFARequiredPolicy.deny, #"{"error":"invalid_grant","error_codes":[50076]}"#, Outcome.rejected(.mfaRequired)),
-        (.passwordVerified, #"{"error":"invalid_grant","error_codes":[50076]}"#, .acceptedPasswordOnly(idpLogin: "alice@example.com")),
-        (.passwordVerified, #"{"error":"mfa_required","mfa_token":"x"}"#, .acceptedPasswordOnly(idpLogin: "alice@example.com")),
+        (.passwordVerified, #"{"error":"invalid_grant","error_codes":[50076]}"#, .acceptedPasswordOnly(localName: "alice")),
+        (.passwordVerified, #"{"error":"mfa_required","mfa_token":"x"}"#, .acceptedPasswordOnly(localName: "alice")),
         // Okta does not document that the password was checked first: never a yes.
         (.passwordVerified, #"{"error":"invalid_grant","error_description":"Resource owner password credentials cannot be used with MFA enabled."}"#, .rejected(.mfaRequired)),
         (.passwordVerified, #"{"error":"invalid_grant","error_codes":[50126]}"#, .rejected(.badCredentials)),
@@ -230,7 +239,12 @@ import Testing
         let transport = ScriptedTransport()
         transport.on(fixtureDiscoveryURL, 200, fixtureDiscovery)
         transport.on(fixtureTokenURL, 400, body)
-        let outcome = Self.flow(transport, config: fixtureConfig { $0.ropgMFARequired = policy }).authenticate(typedName: "alice", password: password("pw"))
+        // Only an account CloudLogin already manages can sign in on the password alone.
+        let state = StateTable()
+        state.records["alice"] = ManagedUser(name: "alice", subject: "alice", idpLogin: "alice@example.com", origin: .created, lastOnlineSuccess: Self.fixtures.now)
+        let accounts = AccountTable()
+        accounts.uids["alice"] = 2001
+        let outcome = Self.flow(transport, accounts: accounts, state: state, config: fixtureConfig { $0.ropgMFARequired = policy }).authenticate(typedName: "alice", password: password("pw"))
         #expect(outcome == expected)
     }
 
@@ -264,7 +278,7 @@ import Testing
         let transport = ScriptedTransport()
         var config = fixtureConfig()
         config.provider = .okta
-        guard case .idpMisconfigured = Self.flow(transport, config: config).authenticate(typedName: "alice", password: password("pw")) else {
+        guard case .offlineRefused = Self.flow(transport, config: config).authenticate(typedName: "alice", password: password("pw")) else {
             Issue.record("okta provider did not report misconfigured")
             return
         }

@@ -8,8 +8,13 @@ import Testing
 
     /// DESIGN.md §1, one row per outcome.
     @Test(arguments: [
-        (Outcome.accepted(identity), PAM_SUCCESS, nil as String?),
-        (.acceptedPasswordOnly(idpLogin: "alice@example.com"), PAM_SUCCESS, nil),
+        (Outcome.accepted(identity, localName: "alice", created: false), PAM_SUCCESS, nil as String?),
+        (.accepted(identity, localName: "alice", created: true), PAM_SUCCESS, "Created local account alice from your cloud identity."),
+        (.acceptedPasswordOnly(localName: "alice"), PAM_SUCCESS, nil),
+        (.refusedHere(.subjectMismatch), PAM_AUTH_ERR, "Sign-in refused on this computer: the local account belongs to another cloud identity."),
+        (.refusedHere(.notInAllowedGroups), PAM_AUTH_ERR, "Sign-in refused on this computer: not in allow_groups."),
+        (.offlineRefused(problem: "down", reason: .tooOld), PAM_AUTH_ERR, "Identity provider unreachable, and offline sign-in is not possible: the last online sign-in is older than [offline] max_days."),
+        (.offlineRefused(problem: "down", reason: .revoked), PAM_AUTH_ERR, "Identity provider unreachable, and offline sign-in is not possible: the identity provider refused this account since its last online sign-in."),
         (.rejected(.badCredentials), PAM_AUTH_ERR, "Sign-in failed."),
         (.rejected(.unknownUser), PAM_AUTH_ERR, "Sign-in failed."),
         (.rejected(.disabled), PAM_AUTH_ERR, "Sign-in failed."),
@@ -22,8 +27,8 @@ import Testing
         (.notCloudUser(.excluded), PAM_IGNORE, nil),
         (.notCloudUser(.systemAccount), PAM_IGNORE, nil),
         (.notCloudUser(.unmanagedLocalAccount), PAM_IGNORE, nil),
-        (.idpUnavailable("down"), PAM_AUTHINFO_UNAVAIL, "Identity provider unreachable; trying offline sign-in."),
-        (.idpMisconfigured("bad client"), PAM_AUTHINFO_UNAVAIL, "Cloud sign-in is misconfigured; tell your administrator."),
+        (.idpUnavailable("down", localName: "alice"), PAM_AUTHINFO_UNAVAIL, "Identity provider unreachable; trying offline sign-in."),
+        (.idpMisconfigured("bad client", localName: nil), PAM_AUTHINFO_UNAVAIL, "Cloud sign-in is misconfigured; tell your administrator."),
         (.configInvalid("bad file"), PAM_SERVICE_ERR, nil),
         (.accountStoreFailed("disk full"), PAM_SYSTEM_ERR, "Could not update the local account."),
         (.noPassword, PAM_AUTH_ERR, nil),
@@ -35,9 +40,27 @@ import Testing
     }
 
     @Test func onlyAcceptedIsSuccess() {
-        let outcomes: [Outcome] = [.rejected(.badCredentials), .notCloudUser(.root), .idpUnavailable(""), .idpMisconfigured(""),
+        let outcomes: [Outcome] = [.rejected(.badCredentials), .notCloudUser(.root), .idpUnavailable("", localName: nil), .idpMisconfigured("", localName: nil),
+                                   .refusedHere(.subjectMismatch), .offlineRefused(problem: "", reason: .tooOld),
                                    .configInvalid(""), .accountStoreFailed(""), .noPassword]
         for outcome in outcomes { #expect(PAMResult(for: outcome).code != PAM_SUCCESS) }
+    }
+
+    @Test(arguments: [
+        (AccountDecision.notManaged, PAM_IGNORE),
+        (.inGoodStanding, PAM_IGNORE),
+        (.denied(.revoked), PAM_PERM_DENIED),
+        (.denied(.notAllowed), PAM_PERM_DENIED),
+    ])
+    func accountPhaseNeverSaysYes(_ decision: AccountDecision, _ code: Int32) {
+        #expect(PAMResult(for: decision).code == code)
+    }
+
+    @Test func passwordPhase() {
+        #expect(PAMResult(for: PasswordChangeDecision.notManaged).code == PAM_IGNORE)
+        let managed = PAMResult(for: PasswordChangeDecision.managedByIdP(where: "https://idp.example.com"))
+        #expect(managed.code == PAM_AUTHTOK_ERR)
+        #expect(managed.message == "Your password is managed by your identity provider; change it at https://idp.example.com.")
     }
 
     @Test func moduleArguments() {

@@ -91,13 +91,70 @@ final class MemoryCache: MetadataCache {
     }
 }
 
-/// A fixed table of local accounts.
-struct AccountTable: LocalAccountDirectory {
-    var accounts: [String: UInt32] = ["root": 0, "daemon": 1, "localuser": 1001]
+/// Local accounts in memory, with a log of the changes made to them.
+final class AccountTable: LocalAccountStore {
+    var uids: [String: UInt32] = ["root": 0, "daemon": 1, "localuser": 1001]
+    var gecosFields: [String: String] = [:]
+    var passwords: [String: String] = [:]
+    var groups: [String: Set<String>] = ["sudo": [], "developers": [], "adm": []]
+    var changes: [String] = []
+    var failing: String?
 
     func account(named name: String) -> LocalAccount? {
-        accounts[name].map { LocalAccount(name: name, uid: $0, gid: $0, home: "/home/\(name)") }
+        uids[name].map { LocalAccount(name: name, uid: $0, gid: $0, home: "/home/\(name)") }
     }
+
+    func createAccount(name: String, gecos: String, shell: String) -> Result<Void, AccountError> {
+        if failing == "useradd" { return .failure(.toolFailed("useradd", "exit 1: disk full")) }
+        uids[name] = 2000 + UInt32(uids.count)
+        gecosFields[name] = gecos
+        changes.append("useradd \(name) \(shell) \(gecos)")
+        return .success(())
+    }
+
+    func gecos(of name: String) -> String? { gecosFields[name] }
+
+    func setGECOS(name: String, gecos: String) -> Result<Void, AccountError> {
+        gecosFields[name] = gecos
+        changes.append("usermod -c \(name) \(gecos)")
+        return .success(())
+    }
+
+    func passwordMatches(name: String, password: SecretBytes) -> Bool? {
+        guard let stored = passwords[name] else { return nil }
+        return password.withBytes { String(decoding: $0, as: UTF8.self) } == stored
+    }
+
+    func setPassword(name: String, password: SecretBytes) -> Result<Void, AccountError> {
+        passwords[name] = password.withBytes { String(decoding: $0, as: UTF8.self) }
+        changes.append("chpasswd \(name)")
+        return .success(())
+    }
+
+    func groupExists(_ group: String) -> Bool { groups[group] != nil }
+    func isMember(_ name: String, of group: String) -> Bool { groups[group]?.contains(name) == true }
+
+    func addMember(_ name: String, to group: String) -> Result<Void, AccountError> {
+        groups[group, default: []].insert(name)
+        changes.append("gpasswd -a \(name) \(group)")
+        return .success(())
+    }
+
+    func removeMember(_ name: String, from group: String) -> Result<Void, AccountError> {
+        groups[group]?.remove(name)
+        changes.append("gpasswd -d \(name) \(group)")
+        return .success(())
+    }
+}
+
+/// Managed-user records in memory.
+final class StateTable: ManagedUserStore {
+    var records: [String: ManagedUser] = [:]
+
+    func user(named name: String) -> Result<ManagedUser?, AccountError> { .success(records[name]) }
+    func save(_ user: ManagedUser) -> Result<Void, AccountError> { records[user.name] = user; return .success(()) }
+    func allUsers() -> Result<[ManagedUser], AccountError> { .success(records.values.sorted { $0.name < $1.name }) }
+    func withLock<T>(_ body: () -> Result<T, AccountError>) -> Result<T, AccountError> { body() }
 }
 
 /// Log lines kept for assertions.

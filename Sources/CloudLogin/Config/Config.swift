@@ -67,6 +67,8 @@ public struct Config: Sendable {
     public var adminLocalGroup: String = "sudo"
     public var groupMap: [GroupMapping] = []
     public var demote: Bool = true
+    /// Where managed-user records are kept.
+    public var stateDirectory: String = "/var/lib/cloudlogin"
 
     // [offline]
     public var offlineAllowed: Bool = true

@@ -232,6 +232,7 @@ public enum ConfigParser {
                 config.groupMap = mappings
             },
             "demote": { config, value, origin, _ throws(ConfigDiagnostic) in config.demote = try yesNo(value, origin) },
+            "state_dir": { config, value, origin, _ throws(ConfigDiagnostic) in config.stateDirectory = try absolutePath(value, origin) },
         ],
         "offline": [
             "allow": { config, value, origin, _ throws(ConfigDiagnostic) in config.offlineAllowed = try yesNo(value, origin) },

@@ -9,8 +9,8 @@ public enum PasswordAnswer {
 
 /// Who is asking, decided from the typed name before any password is read.
 public enum NameDecision: Equatable, Sendable {
-    /// Cloud sign-in with this IdP login.
-    case cloud(idpLogin: String)
+    /// Cloud sign-in with this IdP login; `localName` when already known (a short name).
+    case cloud(idpLogin: String, localName: String?)
     case localOnly(LocalOnlyReason)
     case refuse(RejectionReason)
 }
@@ -18,31 +18,41 @@ public enum NameDecision: Equatable, Sendable {
 /// One sign-in, exactly as the module runs it; the CLI's `cloudlogin login` runs the same.
 ///
 /// The flow knows nothing of PAM. The world comes in through the seams it is built with:
-/// HTTP transport, metadata cache, local account directory, clock and log.
+/// HTTP transport, metadata cache, local accounts, managed-user state, clock and log.
 public final class LoginFlow {
     public let config: Config
     private let transport: HTTPTransport
-    private let accounts: LocalAccountDirectory
+    private let accounts: LocalAccountStore
+    private let state: ManagedUserStore
     private let clock: Clock
     private let log: EventLog
+    private let canChangeAccounts: Bool
     public let directory: ProviderDirectory
 
-    public init(config: Config, transport: HTTPTransport, cache: MetadataCache?,
-                accounts: LocalAccountDirectory, clock: Clock, log: EventLog) {
+    public init(config: Config, transport: HTTPTransport, cache: MetadataCache?, accounts: LocalAccountStore,
+                state: ManagedUserStore, clock: Clock, log: EventLog, canChangeAccounts: Bool) {
         self.config = config
         self.transport = transport
         self.accounts = accounts
+        self.state = state
         self.clock = clock
         self.log = log
+        self.canChangeAccounts = canChangeAccounts
         self.directory = ProviderDirectory(config: config, transport: transport, cache: cache, clock: clock, log: log)
     }
 
-    /// The flow with the real world: libcurl, the cache directory, NSS, the system clock.
+    /// The flow with the real world: libcurl, the cache and state directories, NSS and
+    /// shadow-utils, the system clock. Account changes only when running as root.
     public static func system(config: Config, log: EventLog) -> LoginFlow {
         LoginFlow(config: config,
                   transport: CurlTransport(caFile: config.caFile, connectTimeoutSeconds: config.connectTimeout),
                   cache: DiskMetadataCache(directory: config.cacheDirectory, log: log),
-                  accounts: SystemAccounts(), clock: SystemClock(), log: log)
+                  accounts: ShadowUtilsAccounts(), state: StateDirectory(path: config.stateDirectory),
+                  clock: SystemClock(), log: log, canChangeAccounts: geteuid() == 0)
+    }
+
+    var sync: AccountSync {
+        AccountSync(config: config, accounts: accounts, state: state, clock: clock, log: log, canChangeAccounts: canChangeAccounts)
     }
 
     /// Decides from the name alone whether the IdP is asked at all. Local-only users are
@@ -56,21 +66,23 @@ public final class LoginFlow {
         if let account = accounts.account(named: typedName) {
             if account.uid == 0 { return .localOnly(.root) }
             if account.uid < config.minUID { return .localOnly(.systemAccount) }
-            if !config.migrate { return .localOnly(.unmanagedLocalAccount) }
+            let managed = (try? state.user(named: typedName).get()) ?? nil
+            if managed == nil && !config.migrate { return .localOnly(.unmanagedLocalAccount) }
         }
         guard let login = LoginName.idpLogin(typed: typedName, suffix: config.usernameSuffix) else {
             return .refuse(.invalidName)
         }
-        return .cloud(idpLogin: login)
+        return .cloud(idpLogin: login, localName: typedName.contains("@") ? nil : typedName)
     }
 
     /// Authenticates `typedName`. `password` is called at most once, only for a cloud user.
     public func authenticate(typedName: String, password: () -> PasswordAnswer) -> Outcome {
         let login: String
+        let knownLocalName: String?
         switch screen(typedName: typedName) {
         case .localOnly(let reason): return .notCloudUser(reason)
         case .refuse(let reason): return .rejected(reason)
-        case .cloud(let idpLogin): login = idpLogin
+        case .cloud(let idpLogin, let localName): (login, knownLocalName) = (idpLogin, localName)
         }
         let secret: SecretBytes
         switch password() {
@@ -90,7 +102,74 @@ public final class LoginFlow {
         case .failure(let problem):
             verdict = .problem(problem)
         }
-        return outcome(for: verdict, login: login)
+        // The local account this sign-in is about, when it is known without the IdP.
+        let localName = knownLocalName ?? managedName(forLogin: login)
+
+        switch verdict {
+        case .accepted(let identity):
+            switch sync.sync(identity: identity, typedName: typedName, password: secret) {
+            case .ready(let name, let created): return .accepted(identity, localName: name, created: created)
+            case .refused(let refusal): return .refusedHere(refusal)
+            case .failed(let error):
+                log.error("local account update failed: \(error)")
+                return .accountStoreFailed(error.description)
+            }
+        case .mfaRequired(let passwordVerified):
+            guard passwordVerified && config.ropgMFARequired == .passwordVerified else { return .rejected(.mfaRequired) }
+            guard let localName, case .success(let record?) = state.user(named: localName), record.lastVerdict == .accepted else {
+                return .refusedHere(.noAccount)
+            }
+            return .acceptedPasswordOnly(localName: localName)
+        case .rejected(let reason):
+            if let localName { sync.recordRejection(localName: localName, reason: reason, password: secret) }
+            return .rejected(reason)
+        case .problem(let problem):
+            return offline(problem, localName: localName)
+        }
+    }
+
+    /// The offline rule, when the IdP could not be used.
+    func offline(_ problem: IdPProblem, localName: String?) -> Outcome {
+        var decision = OfflinePolicy.Decision.refused(.neverOnline)
+        if let localName {
+            switch state.user(named: localName) {
+            case .success(let record?):
+                decision = OfflinePolicy.decide(record: record, config: config, now: clock.now())
+            case .success(nil):
+                // An existing local account not yet managed (migrate = yes) keeps its own
+                // password while the IdP is away, as before CloudLogin.
+                if config.migrate, accounts.account(named: localName) != nil { decision = .allowed(daysLeft: 0) }
+                if !config.offlineAllowed { decision = .refused(.turnedOff) }
+            case .failure(let error):
+                log.error("cannot read the managed-user state: \(error)")
+            }
+        }
+        switch (decision, problem) {
+        case (.allowed, .unavailable(let why)): return .idpUnavailable(why, localName: localName)
+        case (.allowed, .misconfigured(let why)): return .idpMisconfigured(why, localName: localName)
+        case (.refused(let reason), _): return .offlineRefused(problem: problem.description, reason: reason)
+        }
+    }
+
+    /// The managed account whose IdP login is `login` (for a UPN typed at `login`).
+    func managedName(forLogin login: String) -> String? {
+        guard case .success(let users) = state.allUsers() else { return nil }
+        return users.first { $0.idpLogin.lowercased() == login.lowercased() }?.name
+    }
+
+    /// The account phase: managed users the IdP refused, or who left `allow_groups`, are
+    /// denied; everyone else is left to the rest of the stack.
+    public func accountDecision(user: String) -> AccountDecision {
+        guard case .success(let record?) = state.user(named: user) else { return .notManaged }
+        if record.lastVerdict == .revoked { return .denied(.revoked) }
+        if !record.allowed { return .denied(.notAllowed) }
+        return .inGoodStanding
+    }
+
+    /// The password phase: a managed user's password belongs to the IdP.
+    public func passwordChangeDecision(user: String) -> PasswordChangeDecision {
+        guard case .success(.some) = state.user(named: user) else { return .notManaged }
+        return .managedByIdP(where: config.issuer ?? config.oktaDomain ?? "your identity provider")
     }
 
     /// The identity provider for the configured protocol.
@@ -100,24 +179,6 @@ public final class LoginFlow {
             return .success(OIDCPasswordGrant(config: config, transport: transport, directory: directory, clock: clock, log: log))
         case .okta:
             return .failure(.misconfigured("provider = okta (the Okta Authentication API) is not supported by this version of CloudLogin; use provider = oidc with an Okta OIDC app"))
-        }
-    }
-
-    func outcome(for verdict: IdentityVerdict, login: String) -> Outcome {
-        switch verdict {
-        case .accepted(let identity):
-            return .accepted(identity)
-        case .rejected(let reason):
-            return .rejected(reason)
-        case .mfaRequired(let passwordVerified):
-            if passwordVerified && config.ropgMFARequired == .passwordVerified {
-                return .acceptedPasswordOnly(idpLogin: login)
-            }
-            return .rejected(.mfaRequired)
-        case .problem(.unavailable(let why)):
-            return .idpUnavailable(why)
-        case .problem(.misconfigured(let why)):
-            return .idpMisconfigured(why)
         }
     }
 }

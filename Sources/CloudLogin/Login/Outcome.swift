@@ -1,21 +1,27 @@
 /// The result of one authentication attempt, in CloudLogin's words. The PAM glue turns it into
-/// a PAM code and a message in exactly one place (`PAMResult(for:)`); nothing else does.
+/// a PAM code and a message in exactly one place (`PAMResult`); nothing else does.
 public enum Outcome: Equatable, Sendable {
-    /// The IdP said yes (or said "MFA required" after a verified password, and the admin set
-    /// `ropg_mfa_required = password-verified`).
-    case accepted(Identity)
+    /// The IdP said yes and the local account `localName` matches the identity (`created` at
+    /// the first sign-in).
+    case accepted(Identity, localName: String, created: Bool)
     /// The IdP verified the password but requires MFA the password grant cannot do, and the
     /// admin set `ropg_mfa_required = password-verified` (MFA is enforced elsewhere). No claims
-    /// come with such an answer, so no identity: a local account is never created from it.
-    case acceptedPasswordOnly(idpLogin: String)
+    /// come with such an answer: it only signs in an account CloudLogin already manages.
+    case acceptedPasswordOnly(localName: String)
     /// The IdP said no, or the attempt was refused before anything was sent.
     case rejected(RejectionReason)
+    /// The IdP said yes, but this machine refuses the sign-in (name, binding, groups).
+    case refusedHere(AccountRefusal)
     /// A user CloudLogin leaves to the rest of the stack; the password was not asked for.
     case notCloudUser(LocalOnlyReason)
-    /// The IdP could not be reached or answered 5xx/429.
-    case idpUnavailable(String)
-    /// The IdP or the client registration is set up wrong, or the IdP's answer was broken.
-    case idpMisconfigured(String)
+    /// The IdP could not be reached (or answered 5xx/429) and offline sign-in is allowed:
+    /// pam_unix checks the synced password of `localName`.
+    case idpUnavailable(String, localName: String?)
+    /// The IdP or the client registration is set up wrong, or the IdP's answer was broken;
+    /// offline sign-in is allowed as for `idpUnavailable`.
+    case idpMisconfigured(String, localName: String?)
+    /// The IdP could not be used and offline sign-in is not allowed for this user.
+    case offlineRefused(problem: String, reason: OfflineRefusal)
     /// CloudLogin's own config is missing, unreadable, unsafe or invalid.
     case configInvalid(String)
     /// The local account could not be created or updated.
@@ -26,12 +32,14 @@ public enum Outcome: Equatable, Sendable {
     /// A short, secret-free description for logs.
     public var summary: String {
         switch self {
-        case .accepted: return "accepted"
+        case .accepted(_, _, let created): return created ? "accepted; local account created" : "accepted"
         case .acceptedPasswordOnly: return "accepted on the password alone (the IdP requires MFA; ropg_mfa_required = password-verified)"
         case .rejected(let reason): return "rejected (\(reason.rawValue))"
+        case .refusedHere(let reason): return "refused on this machine (\(reason.rawValue))"
         case .notCloudUser(let reason): return "not a cloud user (\(reason.rawValue))"
-        case .idpUnavailable(let why): return "IdP unavailable: \(why)"
-        case .idpMisconfigured(let why): return "IdP misconfigured: \(why)"
+        case .idpUnavailable(let why, _): return "IdP unavailable, offline sign-in allowed: \(why)"
+        case .idpMisconfigured(let why, _): return "IdP misconfigured, offline sign-in allowed: \(why)"
+        case .offlineRefused(let problem, let reason): return "offline sign-in refused (\(reason.rawValue)); \(problem)"
         case .configInvalid(let why): return "configuration error: \(why)"
         case .accountStoreFailed(let why): return "local account update failed: \(why)"
         case .noPassword: return "no password could be obtained"
@@ -45,4 +53,25 @@ public enum LocalOnlyReason: String, Equatable, Sendable {
     case excluded = "listed in exclude"
     case systemAccount = "uid below min_uid"
     case unmanagedLocalAccount = "existing local account not managed by CloudLogin"
+}
+
+/// The account phase (`pam_sm_acct_mgmt`) for one user.
+public enum AccountDecision: Equatable, Sendable {
+    /// Not managed by CloudLogin: the rest of the stack decides.
+    case notManaged
+    /// Managed and in good standing: the rest of the stack still decides (never a bare yes).
+    case inGoodStanding
+    case denied(AccountDenial)
+}
+
+public enum AccountDenial: String, Equatable, Sendable {
+    case revoked = "the identity provider refused this account"
+    case notAllowed = "the account is no longer in allow_groups"
+}
+
+/// The password phase (`pam_sm_chauthtok`) for one user.
+public enum PasswordChangeDecision: Equatable, Sendable {
+    case notManaged
+    /// The password belongs to the IdP; `where` says where to change it.
+    case managedByIdP(where: String)
 }

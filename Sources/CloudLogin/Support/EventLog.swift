@@ -14,6 +14,7 @@ public protocol EventLog {
 extension EventLog {
     public func debug(_ message: @autoclosure () -> String) { record(.debug, message()) }
     public func info(_ message: String) { record(.info, message) }
+    public func notice(_ message: String) { record(.notice, message) }
     public func warning(_ message: String) { record(.warning, message) }
     public func error(_ message: String) { record(.error, message) }
 }

@@ -32,9 +32,10 @@ Notes on what LemonLDAP::NG 2.16 does (measured):
 
 from __future__ import annotations
 
+import atexit
 import base64
+import ctypes
 import datetime
-import hashlib
 import http.client
 import ipaddress
 import json
@@ -91,6 +92,22 @@ builder {
 """
 
 
+_running: "set[LemonLDAP]" = set()  # started, not stopped or detached
+
+
+@atexit.register
+def _stop_all() -> None:
+    for server in list(_running):
+        server.stop()
+
+
+def _die_with_parent() -> None:
+    # Runs in the child before exec: SIGTERM the server if the Python process
+    # that started it dies (even by SIGKILL). Not used for detached servers.
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -140,6 +157,8 @@ class LemonLDAP:
         self.log_level = log_level
         self._proc: subprocess.Popen | None = None
         self._log_offset = 0
+        # Set by idp-server before start(): the server must outlive this process.
+        self.daemon = False
 
         self.ca_file = self.workdir / "ca.pem"
         self.ca_key_file = self.workdir / "ca.key"
@@ -471,7 +490,9 @@ languages = en
             log.flush()
             self._proc = subprocess.Popen(
                 cmd, cwd=self.workdir, env=env, stdin=subprocess.DEVNULL,
-                stdout=log, stderr=log, start_new_session=True)
+                stdout=log, stderr=log, start_new_session=True,
+                preexec_fn=None if self.daemon else _die_with_parent)
+        _running.add(self)
         self._log_start = self.server_log.stat().st_size
         try:
             self._wait_ready()
@@ -539,6 +560,7 @@ languages = en
 
     def _terminate(self) -> None:
         proc, self._proc = self._proc, None
+        _running.discard(self)
         if proc is None:
             return
         if proc.poll() is None:
@@ -553,12 +575,16 @@ languages = en
         self._terminate()
 
     def detach(self) -> int:
-        """Leave the server running after this object goes away; return its pid."""
+        """Leave the server running after this object goes away; return its pid.
+
+        Set ``daemon = True`` before start() too, or the server gets SIGTERM
+        when the starting process exits."""
         if self._proc is None:
             raise RuntimeError("not running")
         pid = self._proc.pid
         self._proc.returncode = 0  # silence Popen's "still running" warning
         self._proc = None
+        _running.discard(self)
         return pid
 
     @property

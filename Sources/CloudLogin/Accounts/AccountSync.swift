@@ -1,0 +1,188 @@
+/// The login window's job (DESIGN.md §2): after the IdP said yes, make the local account
+/// match the cloud identity — create it, sync the password, grant and take back groups —
+/// and remember who it belongs to.
+public struct AccountSync {
+    let config: Config
+    let accounts: LocalAccountStore
+    let state: ManagedUserStore
+    let clock: Clock
+    let log: EventLog
+    /// False in a process that is not root (a screen locker): nothing is changed.
+    let canChangeAccounts: Bool
+
+    /// What the sync decided.
+    public enum Result: Equatable {
+        /// The account matches the identity; `created` on the first sign-in.
+        case ready(localName: String, created: Bool)
+        /// Sign-in refused for a reason about the account, not the password.
+        case refused(AccountRefusal)
+        case failed(AccountError)
+    }
+
+    /// The local name for an identity: the `name_claim` value before '@', ASCII-lowercased.
+    public static func localName(for identity: Identity, claim: String) -> String? {
+        guard let value = identity.claims[claim]?.stringValue else { return nil }
+        let beforeAt = value.split(separator: "@", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? value
+        let lowered = String(beforeAt.map { $0.isASCII ? Character($0.lowercased()) : $0 })
+        return LoginName.isValidLocalName(lowered) ? lowered : nil
+    }
+
+    /// GECOS from the `name` claim: no `:` `,` `=`, no line breaks or control characters.
+    public static func gecos(from name: String?) -> String {
+        guard let name else { return "" }
+        let kept = name.unicodeScalars.filter { scalar in
+            !(scalar.value < 0x20 || scalar.value == 0x7F || (0x80...0x9F).contains(scalar.value)
+              || scalar == ":" || scalar == "," || scalar == "=" || scalar == "\u{2028}" || scalar == "\u{2029}")
+        }
+        return String(String.UnicodeScalarView(kept)).trimmed.prefix(200).description
+    }
+
+    /// Syncs the account of `identity`. `typedName` is what the user typed; a short name must
+    /// map to itself (sudo and su cannot change the user).
+    public func sync(identity: Identity, typedName: String, password: SecretBytes) -> Result {
+        guard let localName = Self.localName(for: identity, claim: config.nameClaim) else {
+            log.error("the IdP's \(config.nameClaim) claim is missing or not a valid local user name; refusing")
+            return .refused(.unmappableName)
+        }
+        if !typedName.contains("@") && typedName != localName {
+            log.error("the cloud identity of \(typedName) maps to another local name; refusing")
+            return .refused(.nameMismatch)
+        }
+        if localName == "root" || config.exclude.contains(localName) { return .refused(.localOnlyName) }
+
+        let groups = identity.groups(claim: config.groupsClaim)
+        let allowed = config.allowGroups.isEmpty || !Set(config.allowGroups).isDisjoint(with: groups)
+
+        let existingRecord: ManagedUser?
+        switch state.user(named: localName) {
+        case .success(let record): existingRecord = record
+        case .failure(let error): return .failed(error)
+        }
+        if let existingRecord, existingRecord.subject != identity.subject {
+            log.error("subject mismatch for local account \(localName): the IdP named another subject than the one the account is bound to; refusing")
+            return .refused(.subjectMismatch)
+        }
+        if let account = accounts.account(named: localName), existingRecord == nil {
+            if account.uid == 0 || account.uid < config.minUID { return .refused(.localOnlyName) }
+            if !config.migrate { return .refused(.unmanagedAccount) }
+        }
+        guard allowed else {
+            if var record = existingRecord, canChangeAccounts {
+                record.allowed = false
+                _ = state.withLock { state.save(record) }
+            }
+            return .refused(.notInAllowedGroups)
+        }
+        guard canChangeAccounts else {
+            log.info("not running as root: the local account of \(localName) is not updated")
+            if existingRecord == nil && accounts.account(named: localName) == nil { return .refused(.noAccount) }
+            return .ready(localName: localName, created: false)
+        }
+
+        let outcome = state.withLock { () -> Swift.Result<Bool, AccountError> in
+            // Re-read under the lock: a concurrent login may have created the account.
+            let record: ManagedUser?
+            switch state.user(named: localName) {
+            case .success(let found): record = found
+            case .failure(let error): return .failure(error)
+            }
+            if let record, record.subject != identity.subject { return .failure(.stateFailed("subject changed concurrently")) }
+            var created = false
+            let gecos = Self.gecos(from: identity.displayName)
+            if accounts.account(named: localName) == nil {
+                guard config.create else { return .failure(.stateFailed("create = no")) }
+                if case .failure(let error) = accounts.createAccount(name: localName, gecos: gecos, shell: config.shell) {
+                    return .failure(error)
+                }
+                created = true
+            } else if accounts.gecos(of: localName) != gecos, !gecos.isEmpty {
+                if case .failure(let error) = accounts.setGECOS(name: localName, gecos: gecos) { return .failure(error) }
+            }
+            if accounts.passwordMatches(name: localName, password: password) != true {
+                if case .failure(let error) = accounts.setPassword(name: localName, password: password) { return .failure(error) }
+                log.info("local password of \(localName) synced with the IdP")
+            }
+            let granted: [String]
+            switch syncGroups(localName: localName, idpGroups: groups, previouslyGranted: record?.grantedGroups ?? []) {
+            case .success(let now): granted = now
+            case .failure(let error): return .failure(error)
+            }
+            let updated = ManagedUser(name: localName, subject: identity.subject, idpLogin: identity.idpLogin,
+                                      origin: record?.origin ?? (created ? .created : .migrated),
+                                      grantedGroups: granted, lastOnlineSuccess: clock.now(),
+                                      lastVerdict: .accepted, allowed: true)
+            return state.save(updated).map { created }
+        }
+        switch outcome {
+        case .success(let created): return .ready(localName: localName, created: created)
+        case .failure(.stateFailed("create = no")): return .refused(.noAccount)
+        case .failure(.stateFailed("subject changed concurrently")): return .refused(.subjectMismatch)
+        case .failure(let error): return .failed(error)
+        }
+    }
+
+    /// Grants the local groups the IdP groups call for; with `demote`, takes back the ones
+    /// CloudLogin granted earlier that the IdP no longer calls for. Groups added by hand are
+    /// never touched. Returns the groups CloudLogin has granted now.
+    func syncGroups(localName: String, idpGroups: [String], previouslyGranted: [String]) -> Swift.Result<[String], AccountError> {
+        var wanted: [String] = []
+        if !config.adminGroups.isEmpty && !Set(config.adminGroups).isDisjoint(with: idpGroups) {
+            wanted.append(config.adminLocalGroup)
+        }
+        for mapping in config.groupMap where idpGroups.contains(mapping.idpGroup) && !wanted.contains(mapping.localGroup) {
+            wanted.append(mapping.localGroup)
+        }
+        var granted: [String] = []
+        for group in wanted {
+            guard accounts.groupExists(group) else {
+                log.warning("local group \(group) does not exist; not granting it")
+                continue
+            }
+            if accounts.isMember(localName, of: group) {
+                // Ours if we granted it before; an admin's otherwise.
+                if previouslyGranted.contains(group) { granted.append(group) }
+                continue
+            }
+            if case .failure(let error) = accounts.addMember(localName, to: group) { return .failure(error) }
+            log.info("added \(localName) to local group \(group)")
+            granted.append(group)
+        }
+        for group in previouslyGranted where !wanted.contains(group) {
+            if config.demote {
+                if accounts.isMember(localName, of: group) {
+                    if case .failure(let error) = accounts.removeMember(localName, from: group) { return .failure(error) }
+                    log.info("removed \(localName) from local group \(group): no longer granted by the IdP")
+                }
+            } else {
+                granted.append(group)
+            }
+        }
+        return .success(granted)
+    }
+
+    /// After a definite "no" from the IdP: if the refused password is the synced one (or the
+    /// IdP said the user is disabled or unknown), offline sign-in stops until the next online
+    /// success. A mistyped password changes nothing.
+    public func recordRejection(localName: String, reason: RejectionReason, password: SecretBytes) {
+        guard canChangeAccounts, case .success(var record?) = state.user(named: localName) else { return }
+        let definite = reason == .disabled || reason == .unknownUser
+        guard definite || (reason == .badCredentials && accounts.passwordMatches(name: localName, password: password) == true) else { return }
+        record.lastVerdict = .revoked
+        if case .failure(let error) = state.withLock({ state.save(record) }) {
+            log.error("cannot record that the IdP refused \(localName): \(error)")
+        } else {
+            log.notice("the IdP refused the synced password of \(localName) (\(reason.rawValue)); offline sign-in is off until the next online sign-in")
+        }
+    }
+}
+
+/// Why a sign-in the IdP accepted is still refused on this machine.
+public enum AccountRefusal: String, Equatable, Sendable {
+    case unmappableName = "the cloud identity has no valid local user name"
+    case nameMismatch = "the cloud identity maps to another local user name"
+    case localOnlyName = "the cloud identity maps to a local-only account"
+    case unmanagedAccount = "a local account with that name exists and is not managed by CloudLogin (migrate = no)"
+    case subjectMismatch = "the local account belongs to another cloud identity"
+    case notInAllowedGroups = "not in allow_groups"
+    case noAccount = "no local account, and create = no (or not running as root)"
+}

@@ -1,0 +1,33 @@
+/// Why the local account could not be created or updated.
+public enum AccountError: Error, Equatable, Sendable, CustomStringConvertible {
+    case toolFailed(String, String)
+    case stateFailed(String)
+    case lockFailed(String)
+
+    public var description: String {
+        switch self {
+        case .toolFailed(let tool, let why): return "\(tool) failed: \(why)"
+        case .stateFailed(let why): return "state: \(why)"
+        case .lockFailed(let why): return "lock: \(why)"
+        }
+    }
+}
+
+/// The local user and group database, as CloudLogin changes it. The system implementation
+/// uses shadow-utils; tests of the policy use a table.
+public protocol LocalAccountStore: LocalAccountDirectory {
+    /// Creates `name` with a home from /etc/skel, its own group, `shell` and `gecos`.
+    func createAccount(name: String, gecos: String, shell: String) -> Result<Void, AccountError>
+    /// The GECOS field of `name`.
+    func gecos(of name: String) -> String?
+    func setGECOS(name: String, gecos: String) -> Result<Void, AccountError>
+    /// Whether `password` matches the local shadow hash (nil: no usable hash, or not root).
+    func passwordMatches(name: String, password: SecretBytes) -> Bool?
+    /// Sets the local password (the tool gets it on stdin).
+    func setPassword(name: String, password: SecretBytes) -> Result<Void, AccountError>
+    func groupExists(_ group: String) -> Bool
+    /// Whether `name` is a supplementary member of `group`.
+    func isMember(_ name: String, of group: String) -> Bool
+    func addMember(_ name: String, to group: String) -> Result<Void, AccountError>
+    func removeMember(_ name: String, from group: String) -> Result<Void, AccountError>
+}

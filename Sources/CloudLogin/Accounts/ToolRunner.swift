@@ -1,0 +1,110 @@
+import CSpawn
+import Glibc
+
+/// The result of running a system tool.
+public struct ToolResult: Equatable, Sendable {
+    public var status: Int32
+    /// What the tool wrote to stdout and stderr (bounded), for error messages.
+    public var output: String
+}
+
+/// Runs the system's account tools (useradd, usermod, gpasswd, chpasswd): a fixed argument
+/// vector, a clean environment, no shell, input only on stdin, every other descriptor closed.
+public enum ToolRunner {
+    static let environment = ["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"]
+    static let maximumOutput = 4096
+
+    /// Runs `path` with `arguments` (argv[1...]); `input` goes to stdin and is not kept.
+    public static func run(_ path: String, _ arguments: [String], input: SecretBytes? = nil) -> Result<ToolResult, AccountError> {
+        var inputPipe: [Int32] = [-1, -1]
+        var outputPipe: [Int32] = [-1, -1]
+        guard CSpawn_pipe_cloexec(&inputPipe) == 0 else { return .failure(.toolFailed(path, "pipe: \(errnoText())")) }
+        guard CSpawn_pipe_cloexec(&outputPipe) == 0 else {
+            close(inputPipe[0]); close(inputPipe[1])
+            return .failure(.toolFailed(path, "pipe: \(errnoText())"))
+        }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, inputPipe[0], 0)
+        posix_spawn_file_actions_adddup2(&actions, outputPipe[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, outputPipe[1], 2)
+        CSpawn_close_from(&actions, 3)
+
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        // The child starts with default signal handling and no blocked signals, whatever the
+        // host process (login, sudo) set up.
+        var defaults = sigset_t()
+        sigfillset(&defaults)
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setflags(&attributes, Int16(truncatingIfNeeded: POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
+
+        let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
+        let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, path, &actions, &attributes, argv, envp)
+        close(inputPipe[0])
+        close(outputPipe[1])
+        guard spawned == 0 else {
+            close(inputPipe[1]); close(outputPipe[0])
+            return .failure(.toolFailed(path, "cannot start: \(String(cString: strerror(spawned)))"))
+        }
+
+        if let input {
+            input.withBytes { bytes in
+                var offset = 0
+                while offset < bytes.count, let base = bytes.baseAddress {
+                    let written = write(inputPipe[1], base + offset, bytes.count - offset)
+                    if written < 0 && errno == EINTR { continue }
+                    if written <= 0 { break }
+                    offset += written
+                }
+            }
+        }
+        close(inputPipe[1])
+
+        var output: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1024)
+        while true {
+            let got = chunk.withUnsafeMutableBytes { read(outputPipe[0], $0.baseAddress, $0.count) }
+            if got < 0 && errno == EINTR { continue }
+            if got <= 0 { break }
+            if output.count < maximumOutput { output.append(contentsOf: chunk[0..<min(got, maximumOutput - output.count)]) }
+        }
+        close(outputPipe[0])
+
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 {
+            if errno == EINTR { continue }
+            // The host reaped our child (a SIGCHLD handler): the exit status is lost.
+            return .failure(.toolFailed(path, "exit status lost: \(errnoText())"))
+        }
+        let exited = (status & 0x7F) == 0
+        let code: Int32 = exited ? (status >> 8) & 0xFF : 128 &+ (status & 0x7F)
+        let text = String(decoding: output, as: UTF8.self)
+        return .success(ToolResult(status: code, output: text))
+    }
+
+    /// Runs a tool and turns a non-zero exit into an error naming the tool and its message.
+    public static func check(_ path: String, _ arguments: [String], input: SecretBytes? = nil) -> Result<Void, AccountError> {
+        run(path, arguments, input: input).flatMap { result in
+            guard result.status == 0 else {
+                let name = path.split(separator: "/").last.map(String.init) ?? path
+                let message = result.output.split(separator: "\n").first.map(String.init) ?? ""
+                return .failure(.toolFailed(name, "exit \(result.status): \(message)"))
+            }
+            return .success(())
+        }
+    }
+
+    static func errnoText() -> String { String(cString: strerror(errno)) }
+}

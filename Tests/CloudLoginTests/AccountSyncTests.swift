@@ -1,0 +1,261 @@
+@testable import CloudLogin
+import Testing
+
+/// The login window's job, through the whole flow with claims from userinfo (which the tests
+/// can shape freely), local accounts and state in memory.
+@Suite struct AccountSyncTests {
+    static let now: Int64 = 1_900_000_000
+
+    final class World {
+        let transport = ScriptedTransport()
+        let accounts = AccountTable()
+        let state = StateTable()
+        let clock = FixedClock(AccountSyncTests.now)
+        var config = fixtureConfig { config in
+            config.adminGroups = ["g-admins"]
+            config.groupMap = [GroupMapping(idpGroup: "g-dev", localGroup: "developers")]
+        }
+
+        init(claims: String) {
+            transport.on(fixtureDiscoveryURL, 200, fixtureDiscovery)
+            answer(claims)
+        }
+
+        func answer(_ claims: String) {
+            transport.answers[fixtureTokenURL] = [.success(.init(status: 200, body: #"{"access_token":"at","token_type":"Bearer"}"#))]
+            transport.answers[fixtureUserinfoURL] = [.success(.init(status: 200, body: claims))]
+        }
+
+        func idpDown() {
+            transport.answers[fixtureTokenURL] = [.failure(.connect("refused"))]
+        }
+
+        func login(_ name: String = "alice", _ secret: String = "pw1", canChange: Bool = true) -> Outcome {
+            LoginFlow(config: config, transport: transport, cache: MemoryCache(), accounts: accounts, state: state,
+                      clock: clock, log: RecordingLog(), canChangeAccounts: canChange)
+                .authenticate(typedName: name, password: password(secret))
+        }
+    }
+
+    static let alice = #"{"sub":"s-alice","preferred_username":"alice@example.com","name":"Alice Example","groups":["g-admins","g-dev"]}"#
+
+    @Test func firstLoginCreatesTheAccount() {
+        let world = World(claims: Self.alice)
+        let outcome = world.login()
+        guard case .accepted(_, "alice", true) = outcome else {
+            Issue.record("expected a created account, got \(outcome)")
+            return
+        }
+        #expect(world.accounts.changes == ["useradd alice /bin/bash Alice Example", "chpasswd alice",
+                                            "gpasswd -a alice sudo", "gpasswd -a alice developers"])
+        #expect(world.accounts.passwords["alice"] == "pw1")
+        let record = world.state.records["alice"]
+        #expect(record?.subject == "s-alice")
+        #expect(record?.origin == .created)
+        #expect(record?.grantedGroups == ["sudo", "developers"])
+        #expect(record?.lastOnlineSuccess == Self.now)
+    }
+
+    @Test func steadyStateChangesNothing() {
+        let world = World(claims: Self.alice)
+        _ = world.login()
+        world.accounts.changes = []
+        guard case .accepted(_, "alice", false) = world.login() else { Issue.record("second login failed"); return }
+        #expect(world.accounts.changes == [])
+    }
+
+    @Test func newCloudPasswordIsSyncedAfterTheNextSuccess() {
+        let world = World(claims: Self.alice)
+        _ = world.login()
+        world.accounts.changes = []
+        _ = world.login("alice", "pw2")
+        #expect(world.accounts.changes == ["chpasswd alice"])
+        #expect(world.accounts.passwords["alice"] == "pw2")
+    }
+
+    @Test func removalAtTheIdPDemotesButHandAddedGroupsStay() {
+        let world = World(claims: Self.alice)
+        world.accounts.groups["adm"] = ["alice"] // added by an admin by hand
+        _ = world.login()
+        world.answer(#"{"sub":"s-alice","preferred_username":"alice","name":"Alice Example","groups":[]}"#)
+        world.accounts.changes = []
+        _ = world.login()
+        #expect(world.accounts.changes == ["gpasswd -d alice sudo", "gpasswd -d alice developers"])
+        #expect(world.accounts.groups["adm"] == ["alice"])
+        #expect(world.state.records["alice"]?.grantedGroups == [])
+    }
+
+    @Test func groupTheAdminGrantedIsNotTakenBack() {
+        let world = World(claims: Self.alice)
+        world.accounts.groups["sudo"] = ["alice"]
+        world.accounts.uids["alice"] = 1500
+        world.config.migrate = true
+        _ = world.login()
+        #expect(world.state.records["alice"]?.grantedGroups == ["developers"])
+        world.answer(#"{"sub":"s-alice","preferred_username":"alice","groups":[]}"#)
+        _ = world.login()
+        #expect(world.accounts.groups["sudo"] == ["alice"])
+    }
+
+    @Test func withoutDemoteGrantedGroupsStay() {
+        let world = World(claims: Self.alice)
+        world.config.demote = false
+        _ = world.login()
+        world.answer(#"{"sub":"s-alice","preferred_username":"alice","groups":[]}"#)
+        world.accounts.changes = []
+        _ = world.login()
+        #expect(world.accounts.changes == [])
+    }
+
+    @Test func anotherSubjectForTheSameNameIsRefusedAndChangesNothing() {
+        let world = World(claims: Self.alice)
+        _ = world.login()
+        let before = (world.accounts.changes, world.state.records)
+        world.answer(#"{"sub":"s-someone-else","preferred_username":"alice","name":"Mallory"}"#)
+        #expect(world.login() == .refusedHere(.subjectMismatch))
+        #expect(world.accounts.changes == before.0)
+        #expect(world.state.records == before.1)
+    }
+
+    @Test func allowGroupsGateTheSignIn() {
+        let world = World(claims: Self.alice)
+        world.config.allowGroups = ["g-linux"]
+        #expect(world.login() == .refusedHere(.notInAllowedGroups))
+        #expect(world.accounts.changes == [])
+        world.answer(#"{"sub":"s-alice","preferred_username":"alice","groups":["g-linux"]}"#)
+        guard case .accepted = world.login() else { Issue.record("member of allow_groups refused"); return }
+        // Removed from the allowed group: refused, and the account phase denies too.
+        world.answer(#"{"sub":"s-alice","preferred_username":"alice","groups":[]}"#)
+        #expect(world.login() == .refusedHere(.notInAllowedGroups))
+        #expect(world.state.records["alice"]?.allowed == false)
+    }
+
+    @Test(arguments: [
+        #"{"sub":"s1","preferred_username":"-o"}"#,
+        #"{"sub":"s1","preferred_username":"../x"}"#,
+        #"{"sub":"s1","preferred_username":"a:b"}"#,
+        #"{"sub":"s1","preferred_username":"élodie"}"#,
+        #"{"sub":"s1"}"#,
+        #"{"sub":"s1","preferred_username":42}"#,
+    ])
+    func unmappableNameClaimIsRefused(_ claims: String) {
+        let world = World(claims: claims)
+        #expect(world.login("x@example.com") == .refusedHere(.unmappableName))
+        #expect(world.accounts.changes == [])
+    }
+
+    @Test func principalNameMapsToTheShortName() {
+        let world = World(claims: #"{"sub":"s-alice","preferred_username":"Alice@Example.com"}"#)
+        guard case .accepted(_, "alice", true) = world.login("Alice@Example.com") else { Issue.record("UPN did not map"); return }
+        #expect(world.state.records["alice"]?.idpLogin == "Alice@Example.com")
+    }
+
+    @Test func shortNameMustMapToItself() {
+        let world = World(claims: #"{"sub":"s-bob","preferred_username":"bob"}"#)
+        #expect(world.login("alice") == .refusedHere(.nameMismatch))
+        #expect(world.accounts.changes == [])
+    }
+
+    @Test func cloudNameOfAnUnmanagedLocalAccountIsRefused() {
+        let world = World(claims: #"{"sub":"s","preferred_username":"localuser"}"#)
+        #expect(world.login("localuser@example.com") == .refusedHere(.unmanagedAccount))
+        let root = World(claims: #"{"sub":"s","preferred_username":"root"}"#)
+        #expect(root.login("boss@example.com") == .refusedHere(.localOnlyName))
+    }
+
+    @Test func gecosIsSanitised() {
+        #expect(AccountSync.gecos(from: "Alice: the\nAdmin, =x\u{7}") == "Alice theAdmin x")
+        let world = World(claims: #"{"sub":"s","preferred_username":"alice","name":"Evil:0:0\nroot"}"#)
+        _ = world.login()
+        #expect(world.accounts.gecosFields["alice"] == "Evil00root")
+    }
+
+    @Test func createNoRefusesNewAccounts() {
+        let world = World(claims: Self.alice)
+        world.config.create = false
+        #expect(world.login() == .refusedHere(.noAccount))
+    }
+
+    @Test func failingToolIsSystemErrorAndNoRecord() {
+        let world = World(claims: Self.alice)
+        world.accounts.failing = "useradd"
+        guard case .accountStoreFailed(let why) = world.login() else { Issue.record("tool failure not reported"); return }
+        #expect(why.contains("useradd failed"))
+        #expect(world.state.records.isEmpty)
+    }
+
+    @Test func notRootAuthenticatesWithoutChanges() {
+        let world = World(claims: Self.alice)
+        _ = world.login()
+        world.accounts.changes = []
+        guard case .accepted = world.login("alice", "pw2", canChange: false) else { Issue.record("screen locker refused"); return }
+        #expect(world.accounts.changes == [])
+        #expect(world.login("carol", "pw", canChange: false) == .refusedHere(.nameMismatch))
+    }
+
+    // MARK: - Offline
+
+    @Test func offlineWithinMaxDaysIsUnavailable() {
+        let world = World(claims: Self.alice)
+        _ = world.login()
+        world.idpDown()
+        world.clock.seconds = Self.now + 13 * 86_400
+        guard case .idpUnavailable(_, "alice") = world.login() else { Issue.record("offline refused within max_days"); return }
+        world.clock.seconds = Self.now + 15 * 86_400
+        guard case .offlineRefused(_, .tooOld) = world.login() else { Issue.record("offline allowed past max_days"); return }
+    }
+
+    @Test func offlineIsRefusedForAUserNeverSeenOnline() {
+        let world = World(claims: Self.alice)
+        world.idpDown()
+        guard case .offlineRefused(_, .neverOnline) = world.login() else { Issue.record("offline for unknown user"); return }
+    }
+
+    @Test func offlineTurnedOff() {
+        let world = World(claims: Self.alice)
+        _ = world.login()
+        world.idpDown()
+        world.config.offlineAllowed = false
+        guard case .offlineRefused(_, .turnedOff) = world.login() else { Issue.record("allow = no ignored"); return }
+    }
+
+    @Test func refusedSyncedPasswordRevokesOffline() {
+        let world = World(claims: Self.alice)
+        _ = world.login()
+        // A typo changes nothing.
+        world.transport.answers[fixtureTokenURL] = [.success(.init(status: 400, body: #"{"error":"invalid_grant"}"#))]
+        #expect(world.login("alice", "typo") == .rejected(.badCredentials))
+        #expect(world.state.records["alice"]?.lastVerdict == .accepted)
+        // The synced password refused: the user is disabled, or the password changed.
+        #expect(world.login("alice", "pw1") == .rejected(.badCredentials))
+        #expect(world.state.records["alice"]?.lastVerdict == .revoked)
+        let flow = LoginFlow(config: world.config, transport: world.transport, cache: nil, accounts: world.accounts,
+                             state: world.state, clock: world.clock, log: RecordingLog(), canChangeAccounts: true)
+        #expect(flow.accountDecision(user: "alice") == .denied(.revoked))
+        world.idpDown()
+        guard case .offlineRefused(_, .revoked) = world.login() else { Issue.record("offline after revocation"); return }
+        // The next online success restores it.
+        world.answer(Self.alice)
+        guard case .accepted = world.login("alice", "pw3") else { Issue.record("online after revocation"); return }
+        #expect(world.state.records["alice"]?.lastVerdict == .accepted)
+        #expect(flow.accountDecision(user: "alice") == .inGoodStanding)
+    }
+
+    @Test func disabledAtEntraRevokesWhateverThePassword() {
+        let world = World(claims: Self.alice)
+        _ = world.login()
+        world.transport.answers[fixtureTokenURL] = [.success(.init(status: 400, body: #"{"error":"invalid_grant","error_codes":[50057]}"#))]
+        #expect(world.login("alice", "anything") == .rejected(.disabled))
+        #expect(world.state.records["alice"]?.lastVerdict == .revoked)
+    }
+
+    @Test func passwordPhaseForManagedAndLocalUsers() {
+        let world = World(claims: Self.alice)
+        _ = world.login()
+        let flow = LoginFlow(config: world.config, transport: world.transport, cache: nil, accounts: world.accounts,
+                             state: world.state, clock: world.clock, log: RecordingLog(), canChangeAccounts: true)
+        #expect(flow.passwordChangeDecision(user: "alice") == .managedByIdP(where: "https://idp.test/realms/corp"))
+        #expect(flow.passwordChangeDecision(user: "localuser") == .notManaged)
+        #expect(flow.accountDecision(user: "localuser") == .notManaged)
+    }
+}
