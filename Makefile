@@ -51,26 +51,34 @@ lint:
 unit-test: | $(TMPDIR)
 	$(SWIFT) test
 
+# Inside a private mount namespace with an overlay over /etc: the module creates accounts.
 integration-test: build
-	$(PYTHON) -m pytest -q -p no:cacheprovider Tests/Integration
+	Tests/Integration/accounts/run-in-sandbox $(PYTHON) -m pytest -q -p no:cacheprovider Tests/Integration
 
 test: lint unit-test integration-test
 
 demo: deps build
 	scripts/demo
 
+# The stacks for login, sudo and su go to $(PREFIX)/share/cloudlogin/pam.d (copy them to
+# /etc/pam.d deliberately); the pam-auth-update profile to $(PREFIX)/share/pam-configs
+# (enable it with `pam-auth-update --enable cloudlogin`).
 install: build
 	install -d $(DESTDIR)$(PAMDIR) $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SYSCONFDIR)/cloudlogin \
-		$(DESTDIR)$(PREFIX)/share/doc/cloudlogin/pam.d
+		$(DESTDIR)$(PREFIX)/share/cloudlogin/pam.d $(DESTDIR)$(PREFIX)/share/pam-configs
+	install -d -m 0755 $(DESTDIR)/var/lib/cloudlogin
+	install -d -m 0700 $(DESTDIR)/var/cache/cloudlogin
 	install -m 0644 $(BUILD)/pam_cloudlogin.so $(DESTDIR)$(PAMDIR)/pam_cloudlogin.so
 	install -m 0755 $(BUILD)/cloudlogin $(DESTDIR)$(PREFIX)/bin/cloudlogin
 	install -m 0644 pam.d/cloudlogin.conf.example $(DESTDIR)$(SYSCONFDIR)/cloudlogin/cloudlogin.conf.example
-	install -m 0644 pam.d/cloudlogin-auth pam.d/cloudlogin-service $(DESTDIR)$(PREFIX)/share/doc/cloudlogin/pam.d/
+	install -m 0644 pam.d/login pam.d/sudo pam.d/su pam.d/passwd pam.d/cloudlogin-auth pam.d/cloudlogin-service \
+		$(DESTDIR)$(PREFIX)/share/cloudlogin/pam.d/
+	install -m 0644 pam.d/pam-configs-cloudlogin $(DESTDIR)$(PREFIX)/share/pam-configs/cloudlogin
 
 uninstall:
 	rm -f $(DESTDIR)$(PAMDIR)/pam_cloudlogin.so $(DESTDIR)$(PREFIX)/bin/cloudlogin \
-		$(DESTDIR)$(SYSCONFDIR)/cloudlogin/cloudlogin.conf.example
-	rm -rf $(DESTDIR)$(PREFIX)/share/doc/cloudlogin
+		$(DESTDIR)$(SYSCONFDIR)/cloudlogin/cloudlogin.conf.example $(DESTDIR)$(PREFIX)/share/pam-configs/cloudlogin
+	rm -rf $(DESTDIR)$(PREFIX)/share/cloudlogin
 
 clean:
 	rm -rf $(BUILD) .build .tmp

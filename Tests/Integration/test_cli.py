@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import subprocess
 
-from conftest import CLI, PASSWORDS, Site
+from cltest import CLI, PASSWORDS, Site
 
 
 def cloudlogin(*args: str, stdin: str = "") -> subprocess.CompletedProcess:

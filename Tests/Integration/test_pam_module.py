@@ -5,7 +5,7 @@ import os
 import re
 import subprocess
 
-from conftest import MODULE, PASSWORDS, Site, add_users
+from cltest import MODULE, PASSWORDS, Site, add_users
 from llng import LemonLDAP
 
 
@@ -77,7 +77,13 @@ def test_idp_stopped_is_authinfo_unavail(tmp_path, syslog_shim):
     assert any("IdP unavailable" in line and "cannot connect" in line for line in run.syslog), run.syslog
 
 
+def signed_in_once(site: Site) -> None:
+    """alice signs in online once, so the offline rule lets her fall back to pam_unix."""
+    assert site.pam(site.module_only(), "alice", PASSWORDS["alice"]).code == "PAM_SUCCESS"
+
+
 def test_untrusted_ca_is_authinfo_unavail(site: Site, idp: LemonLDAP):
+    signed_in_once(site)
     site.write_config(ca_file=None)
     mark = idp.mark()
     run = site.pam(site.module_only(), "alice", PASSWORDS["alice"])
@@ -87,6 +93,7 @@ def test_untrusted_ca_is_authinfo_unavail(site: Site, idp: LemonLDAP):
 
 
 def test_wrong_client_secret_is_authinfo_unavail_and_logged(site: Site):
+    signed_in_once(site)
     site.write_config(client_secret="not-the-secret")
     run = site.pam(site.module_only(), "alice", PASSWORDS["alice"])
     assert run.code == "PAM_AUTHINFO_UNAVAIL"
@@ -233,6 +240,7 @@ def test_idp_that_never_answers_is_unavailable_within_the_timeout(site: Site):
     listener.listen(8)  # accepts TCP, never speaks TLS
     port = listener.getsockname()[1]
     try:
+        signed_in_once(site)
         site.write_config(issuer=f"https://127.0.0.1:{port}", timeout="2", connect_timeout="1")
         started = time.monotonic()
         run = site.pam(site.module_only(), "alice", PASSWORDS["alice"])

@@ -53,49 +53,40 @@ public struct AccountSync {
         let groups = identity.groups(claim: config.groupsClaim)
         let allowed = config.allowGroups.isEmpty || !Set(config.allowGroups).isDisjoint(with: groups)
 
-        let existingRecord: ManagedUser?
-        switch state.user(named: localName) {
-        case .success(let record): existingRecord = record
-        case .failure(let error): return .failed(error)
-        }
-        if let existingRecord, existingRecord.subject != identity.subject {
-            log.error("subject mismatch for local account \(localName): the IdP named another subject than the one the account is bound to; refusing")
-            return .refused(.subjectMismatch)
-        }
-        if let account = accounts.account(named: localName), existingRecord == nil {
-            if account.uid == 0 || account.uid < config.minUID { return .refused(.localOnlyName) }
-            if !config.migrate { return .refused(.unmanagedAccount) }
-        }
-        guard allowed else {
-            if var record = existingRecord, canChangeAccounts {
-                record.allowed = false
-                _ = state.withLock { state.save(record) }
-            }
-            return .refused(.notInAllowedGroups)
-        }
         guard canChangeAccounts else {
+            // A screen locker: check what can be checked, change nothing.
             log.info("not running as root: the local account of \(localName) is not updated")
-            if existingRecord == nil && accounts.account(named: localName) == nil { return .refused(.noAccount) }
-            return .ready(localName: localName, created: false)
+            let record = (try? state.user(named: localName).get()) ?? nil
+            if let refusal = refusal(localName: localName, record: record, subject: identity.subject, allowed: allowed) {
+                return .refused(refusal)
+            }
+            return accounts.account(named: localName) == nil ? .refused(.noAccount) : .ready(localName: localName, created: false)
         }
 
-        let outcome = state.withLock { () -> Swift.Result<Bool, AccountError> in
-            // Re-read under the lock: a concurrent login may have created the account.
+        // Everything that depends on the account files and the records is decided under the
+        // lock, so that concurrent first sign-ins of one user create it once and agree.
+        let outcome = state.withLock { () -> Swift.Result<Result, AccountError> in
             let record: ManagedUser?
             switch state.user(named: localName) {
             case .success(let found): record = found
             case .failure(let error): return .failure(error)
             }
-            if let record, record.subject != identity.subject { return .failure(.stateFailed("subject changed concurrently")) }
+            if let refusal = refusal(localName: localName, record: record, subject: identity.subject, allowed: allowed) {
+                if refusal == .notInAllowedGroups, var record {
+                    record.allowed = false
+                    if case .failure(let error) = state.save(record) { return .failure(error) }
+                }
+                return .success(.refused(refusal))
+            }
             var created = false
             let gecos = Self.gecos(from: identity.displayName)
             if accounts.account(named: localName) == nil {
-                guard config.create else { return .failure(.stateFailed("create = no")) }
+                guard config.create else { return .success(.refused(.noAccount)) }
                 if case .failure(let error) = accounts.createAccount(name: localName, gecos: gecos, shell: config.shell) {
                     return .failure(error)
                 }
                 created = true
-            } else if accounts.gecos(of: localName) != gecos, !gecos.isEmpty {
+            } else if !gecos.isEmpty, accounts.gecos(of: localName) != gecos {
                 if case .failure(let error) = accounts.setGECOS(name: localName, gecos: gecos) { return .failure(error) }
             }
             if accounts.passwordMatches(name: localName, password: password) != true {
@@ -111,14 +102,27 @@ public struct AccountSync {
                                       origin: record?.origin ?? (created ? .created : .migrated),
                                       grantedGroups: granted, lastOnlineSuccess: clock.now(),
                                       lastVerdict: .accepted, allowed: true)
-            return state.save(updated).map { created }
+            return state.save(updated).map { .ready(localName: localName, created: created) }
         }
         switch outcome {
-        case .success(let created): return .ready(localName: localName, created: created)
-        case .failure(.stateFailed("create = no")): return .refused(.noAccount)
-        case .failure(.stateFailed("subject changed concurrently")): return .refused(.subjectMismatch)
-        case .failure(let error): return .failed(error)
+        case .success(let result):
+            if case .refused(.subjectMismatch) = result {
+                log.error("subject mismatch for local account \(localName): the IdP named another subject than the one the account is bound to; refusing")
+            }
+            return result
+        case .failure(let error):
+            return .failed(error)
         }
+    }
+
+    /// The refusals that depend on the local account and its record.
+    func refusal(localName: String, record: ManagedUser?, subject: String, allowed: Bool) -> AccountRefusal? {
+        if let record, record.subject != subject { return .subjectMismatch }
+        if record == nil, let account = accounts.account(named: localName) {
+            if account.uid == 0 || account.uid < config.minUID { return .localOnlyName }
+            if !config.migrate { return .unmanagedAccount }
+        }
+        return allowed ? nil : .notInAllowedGroups
     }
 
     /// Grants the local groups the IdP groups call for; with `demote`, takes back the ones

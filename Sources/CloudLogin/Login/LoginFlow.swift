@@ -66,13 +66,22 @@ public final class LoginFlow {
         if let account = accounts.account(named: typedName) {
             if account.uid == 0 { return .localOnly(.root) }
             if account.uid < config.minUID { return .localOnly(.systemAccount) }
-            let managed = (try? state.user(named: typedName).get()) ?? nil
-            if managed == nil && !config.migrate { return .localOnly(.unmanagedLocalAccount) }
+            if !config.migrate && !isManaged(typedName) { return .localOnly(.unmanagedLocalAccount) }
         }
         guard let login = LoginName.idpLogin(typed: typedName, suffix: config.usernameSuffix) else {
             return .refuse(.invalidName)
         }
         return .cloud(idpLogin: login, localName: typedName.contains("@") ? nil : typedName)
+    }
+
+    /// Whether CloudLogin manages `name`. An account that exists without a record may be in
+    /// the middle of its first sign-in in another process (created, record not yet written):
+    /// the record is looked for again under the lock the creating process holds.
+    func isManaged(_ name: String) -> Bool {
+        if case .success(.some) = state.user(named: name) { return true }
+        guard canChangeAccounts else { return false }
+        if case .success(.some) = state.withLock({ state.user(named: name) }) { return true }
+        return false
     }
 
     /// Authenticates `typedName`. `password` is called at most once, only for a cloud user.
