@@ -56,7 +56,13 @@ func authenticate(_ session: PAMSession) -> Int32 {
     }
     let result = PAMResult(for: outcome)
     let latency = clock.monotonicMilliseconds() &- started
-    session.record(result.logLevel, "authentication \(outcome.summary); \(PAMResult.name(of: result.code)); idp \(idp); \(latency) ms")
+    let mode: String
+    switch outcome {
+    case .idpUnavailable, .idpMisconfigured, .offlineRefused: mode = "offline"
+    case .notCloudUser, .configInvalid, .noPassword, .rejected(.emptyPassword), .rejected(.invalidName): mode = "local"
+    default: mode = "online"
+    }
+    session.record(result.logLevel, "authentication \(outcome.summary); \(PAMResult.name(of: result.code)); \(mode); idp \(idp); \(latency) ms")
     if let message = result.message { session.tell(message, isError: result.messageIsError) }
     return result.code
 }
