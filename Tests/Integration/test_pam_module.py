@@ -19,7 +19,7 @@ def test_right_password_succeeds(site: Site):
     # The first sign-in in the sandbox creates the account; later ones say nothing.
     assert run.messages in ([], ["info: Created local account alice from your cloud identity."])
     assert site.pam(site.module_only(), "alice", PASSWORDS["alice"]).messages == []
-    assert any("authentication accepted; PAM_SUCCESS" in line for line in run.syslog), run.syslog
+    assert any(re.search(r"authentication accepted(; local account created)?; PAM_SUCCESS; online; idp https:", line) for line in run.syslog), run.syslog
 
 
 def test_wrong_password_is_auth_err(site: Site):
