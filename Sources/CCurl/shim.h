@@ -36,6 +36,11 @@ static inline CURLcode CCurl_setopt_write_function(CURL *_Nonnull curl,
     return curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, fn);
 }
 
+static inline CURLcode CCurl_setopt_header_function(CURL *_Nonnull curl,
+                                                    CCurl_write_callback _Nullable fn) {
+    return curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, fn);
+}
+
 static inline CURLcode CCurl_getinfo_long(CURL *_Nonnull curl, CURLINFO info,
                                           long *_Nonnull value) {
     return curl_easy_getinfo(curl, info, value);

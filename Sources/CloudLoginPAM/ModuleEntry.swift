@@ -38,7 +38,7 @@ func authenticate(_ session: PAMSession) -> Int32 {
         idp = config.issuer ?? config.oktaDomain ?? "-"
         if let user = session.user() {
             let flow = LoginFlow.system(config: config, log: session)
-            outcome = flow.authenticate(typedName: user) { session.password() }
+            outcome = flow.authenticate(typedName: user, conversation: session) { session.password() }
             // A full UPN typed at `login` becomes the local name (login re-reads PAM_USER).
             switch outcome {
             case .accepted(_, let localName, _), .acceptedPasswordOnly(let localName),

@@ -37,6 +37,24 @@ public struct PAMResult: Equatable, Sendable {
         case .rejected(.badCredentials), .rejected(.unknownUser), .rejected(.disabled), .rejected(.accessPolicy):
             // The same answer for all of them, so that names cannot be probed.
             self.init(code: PAM_AUTH_ERR, message: "Sign-in failed.", messageIsError: true, logLevel: .notice)
+        case .rejected(.lockedOut):
+            self.init(code: PAM_AUTH_ERR, message: "Your account is locked; unlock it at your identity provider or ask your administrator.", messageIsError: true, logLevel: .notice)
+        case .rejected(.mfaEnrollmentRequired):
+            self.init(code: PAM_AUTH_ERR, message: "Your organisation requires MFA: enroll a factor (Okta Verify, a code app or SMS) at your identity provider first.", messageIsError: true, logLevel: .notice)
+        case .rejected(.mfaFailed):
+            self.init(code: PAM_AUTH_ERR, message: "MFA verification failed.", messageIsError: true, logLevel: .notice)
+        case .rejected(.mfaTimedOut):
+            self.init(code: PAM_AUTH_ERR, message: "MFA was not completed in time.", messageIsError: true, logLevel: .notice)
+        case .rejected(.recoveryInProgress):
+            self.init(code: PAM_AUTH_ERR, message: "A password recovery is in progress for your account; finish it at your identity provider.", messageIsError: true, logLevel: .notice)
+        case .rejected(.transactionExpired):
+            self.init(code: PAM_AUTH_ERR, message: "The sign-in took too long; please start again.", messageIsError: true, logLevel: .notice)
+        case .rejected(.abandoned):
+            self.init(code: PAM_AUTH_ERR, message: nil, messageIsError: false, logLevel: .notice)
+        case .rejected(.unsupportedState):
+            self.init(code: PAM_AUTH_ERR, message: "Your identity provider asked for a step this computer cannot do; sign in with a browser first.", messageIsError: true, logLevel: .warning)
+        case .rejected(.passwordChangeFailed):
+            self.init(code: PAM_AUTH_ERR, message: "Your password was not changed, so the sign-in failed.", messageIsError: true, logLevel: .notice)
         case .refusedHere(let refusal):
             self.init(code: PAM_AUTH_ERR, message: "Sign-in refused on this computer: \(refusal.rawValue).", messageIsError: true,
                       logLevel: refusal == .subjectMismatch ? .error : .warning)

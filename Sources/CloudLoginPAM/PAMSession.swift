@@ -59,3 +59,20 @@ struct PAMSession: EventLog {
         String(text.unicodeScalars.map { $0.value < 0x20 || $0.value == 0x7F ? "?" : Character($0) }.prefix(1000))
     }
 }
+
+/// The PAM conversation as the core's `Conversation`: MFA codes, factor menus, push notices.
+/// Messages that are part of the dialogue are shown even under PAM_SILENT (which sudo sets on
+/// every call): without them the user could not complete the sign-in.
+extension PAMSession: Conversation {
+    func ask(_ prompt: String, secret: Bool) -> SecretBytes? {
+        var response: UnsafeMutablePointer<CChar>?
+        let status = CShim_prompt(handle, secret ? PAM_PROMPT_ECHO_OFF : PAM_PROMPT_ECHO_ON, &response, prompt)
+        defer { CShim_free_secret(response) }
+        guard status == PAM_SUCCESS, let response else { return nil }
+        return SecretBytes(cString: response)
+    }
+
+    func tell(_ text: String) {
+        _ = CShim_message(handle, PAM_TEXT_INFO, text)
+    }
+}

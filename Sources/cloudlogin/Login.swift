@@ -26,7 +26,8 @@ struct Login: ParsableCommand {
         let config = try options.load()
         let log = TerminalLog(trace: trace)
         let flow = LoginFlow.system(config: config, log: log)
-        let outcome = flow.authenticate(typedName: user) {
+        let conversation = TerminalConversation(fromStandardInput: passwordStdin)
+        let outcome = flow.authenticate(typedName: user, conversation: conversation) {
             passwordStdin ? PasswordReader.fromStandardInput() : PasswordReader.fromTerminal(prompt: "Password: ")
         }
         if trace {
@@ -100,5 +101,25 @@ enum PasswordReader {
         }
         byte = 0
         return sawAny ? .password(secret) : .unavailable
+    }
+}
+
+/// The CLI's side of an MFA dialogue: questions on the terminal (or, with --password-stdin,
+/// answers read line by line from standard input), messages on standard error.
+struct TerminalConversation: Conversation {
+    var fromStandardInput: Bool
+
+    func ask(_ prompt: String, secret: Bool) -> SecretBytes? {
+        if fromStandardInput {
+            printError(prompt)
+            guard case .password(let answer) = PasswordReader.fromStandardInput() else { return nil }
+            return answer
+        }
+        guard case .password(let answer) = PasswordReader.fromTerminal(prompt: prompt) else { return nil }
+        return answer
+    }
+
+    func tell(_ text: String) {
+        printError(text)
     }
 }

@@ -44,6 +44,12 @@ final class FixedClock: CloudLogin.Clock, @unchecked Sendable {
 
     func now() -> Int64 { seconds }
     func monotonicMilliseconds() -> Int64 { milliseconds }
+    private(set) var slept: [Int64] = []
+    func sleep(milliseconds: Int64) {
+        slept.append(milliseconds)
+        self.milliseconds += milliseconds
+        seconds += milliseconds / 1000
+    }
 }
 
 /// An HTTP transport that answers from a table and records what was asked.

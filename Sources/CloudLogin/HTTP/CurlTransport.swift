@@ -53,6 +53,8 @@ public final class CurlTransport: HTTPTransport {
         set(CCurl_setopt_long(curl, CURLOPT_MAXFILESIZE, Self.maximumResponseBytes))
         set(CCurl_setopt_string(curl, CURLOPT_USERAGENT, "CloudLogin/\(CloudLoginVersion.string)"))
         set(CCurl_setopt_write_function(curl, responseSinkWrite))
+        set(CCurl_setopt_header_function(curl, responseSinkHeader))
+        set(CCurl_setopt_pointer(curl, CURLOPT_HEADERDATA, sinkPointer.toOpaque()))
         set(CCurl_setopt_pointer(curl, CURLOPT_WRITEDATA, sinkPointer.toOpaque()))
         set(CCurl_setopt_slist(curl, CURLOPT_HTTPHEADER, headerList))
         if request.method == .get { set(CCurl_setopt_long(curl, CURLOPT_HTTPGET, 1)) }
@@ -75,7 +77,7 @@ public final class CurlTransport: HTTPTransport {
 
         var status = 0
         _ = CCurl_getinfo_long(curl, CURLINFO_RESPONSE_CODE, &status)
-        return .success(HTTPResponse(status: status, body: sink.body, retryAfter: nil))
+        return .success(HTTPResponse(status: status, body: sink.body, headers: sink.headers))
     }
 
     static func classify(_ code: CURLcode) -> TransportError {
@@ -102,6 +104,8 @@ private final class ResponseSink {
     let body = SecretBytes(capacity: 4096)
     let limit: Int
     var overflowed = false
+    var headers: [String: String] = [:]
+    var headerBytes = 0
 
     init(limit: Int) { self.limit = limit }
 }
@@ -115,6 +119,26 @@ private let responseSinkWrite: CCurl_write_callback = { pointer, size, count, us
         return 0
     }
     sink.body.append(UnsafeRawBufferPointer(start: pointer, count: length))
+    return length
+}
+
+/// Keeps the headers named in `HTTPResponse.keptHeaders` (of the last response: a new status
+/// line starts over), at most 64 KiB of header lines in all.
+private let responseSinkHeader: CCurl_write_callback = { pointer, size, count, userdata in
+    guard let userdata else { return 0 }
+    let sink = Unmanaged<ResponseSink>.fromOpaque(userdata).takeUnretainedValue()
+    let (length, overflow) = size.multipliedReportingOverflow(by: count)
+    guard !overflow, length >= 0 else { return 0 }
+    sink.headerBytes += length
+    guard sink.headerBytes <= 65536 else { return 0 }
+    let line = String(decoding: UnsafeRawBufferPointer(start: pointer, count: length), as: UTF8.self)
+    if line.hasPrefix("HTTP/") { sink.headers = [:] }
+    if let colon = line.firstIndex(of: ":") {
+        let name = line[..<colon].lowercased()
+        if HTTPResponse.keptHeaders.contains(name) {
+            sink.headers[name] = String(line[line.index(after: colon)...]).trimmed.replacingNewlines()
+        }
+    }
     return length
 }
 

@@ -25,13 +25,21 @@ public struct HTTPRequest {
 public struct HTTPResponse {
     public var status: Int
     public var body: SecretBytes
-    /// Seconds from `Retry-After`, when the IdP sent one.
-    public var retryAfter: Int?
+    /// The response headers CloudLogin reads (`HTTPResponse.keptHeaders`), by lower-case name.
+    public var headers: [String: String]
 
-    public init(status: Int, body: SecretBytes, retryAfter: Int? = nil) {
+    /// Headers worth keeping: rate limits, retry hints, and the server's clock.
+    public static let keptHeaders: Set<String> = ["date", "retry-after", "x-rate-limit-limit", "x-rate-limit-remaining", "x-rate-limit-reset", "location", "content-type"]
+
+    public init(status: Int, body: SecretBytes, headers: [String: String] = [:]) {
         self.status = status
         self.body = body
-        self.retryAfter = retryAfter
+        self.headers = headers
+    }
+
+    /// A header as a whole number (e.g. `Retry-After: 2`, `X-Rate-Limit-Reset: 1609459200`).
+    public func integerHeader(_ name: String) -> Int64? {
+        headers[name].flatMap { Int64($0.trimmed, radix: 10) }
     }
 }
 

@@ -45,6 +45,24 @@ public enum RejectionReason: String, Equatable, Sendable {
     case emptyPassword = "empty password"
     /// The typed name is not one CloudLogin can send or map: nothing was sent.
     case invalidName = "invalid user name"
+    /// Okta: the account is locked out.
+    case lockedOut = "account locked out"
+    /// Okta: MFA is required but no factor CloudLogin can use is enrolled.
+    case mfaEnrollmentRequired = "MFA factor must be enrolled"
+    /// The MFA challenge failed: rejected push, wrong codes, too many tries.
+    case mfaFailed = "MFA failed"
+    /// The push was not approved in time.
+    case mfaTimedOut = "MFA timed out"
+    /// Okta: a password recovery is in progress for this account.
+    case recoveryInProgress = "password recovery in progress"
+    /// Okta: the transaction expired (E0000011).
+    case transactionExpired = "sign-in transaction expired"
+    /// The user abandoned the sign-in (no answer, interrupt) or the caller cannot ask.
+    case abandoned = "sign-in abandoned"
+    /// Okta: a state CloudLogin does not handle.
+    case unsupportedState = "unsupported sign-in state"
+    /// Okta: the new password was not accepted.
+    case passwordChangeFailed = "password change failed"
 }
 
 /// What an identity provider answered to a password.
@@ -61,5 +79,8 @@ public enum IdentityVerdict: Equatable, Sendable {
 /// Checks a password with the IdP. One implementation per protocol (ROPG now, Okta next),
 /// chosen once from the config.
 public protocol IdentityProvider {
-    func verifyPassword(login: String, password: SecretBytes, deadline: Deadline) -> IdentityVerdict
+    /// Checks `password` for `login`. A provider that changes the password on the way (Okta's
+    /// PASSWORD_EXPIRED) replaces the content of `password` with the new one, which is then
+    /// what the local account is synced to.
+    func verifyPassword(login: String, password: SecretBytes, conversation: Conversation, deadline: Deadline) -> IdentityVerdict
 }

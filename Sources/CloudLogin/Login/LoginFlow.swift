@@ -85,7 +85,8 @@ public final class LoginFlow {
     }
 
     /// Authenticates `typedName`. `password` is called at most once, only for a cloud user.
-    public func authenticate(typedName: String, password: () -> PasswordAnswer) -> Outcome {
+    public func authenticate(typedName: String, conversation: Conversation = NoConversation(),
+                             password: () -> PasswordAnswer) -> Outcome {
         let login: String
         let knownLocalName: String?
         switch screen(typedName: typedName) {
@@ -106,7 +107,7 @@ public final class LoginFlow {
         let verdict: IdentityVerdict
         switch provider() {
         case .success(let provider):
-            verdict = provider.verifyPassword(login: login, password: secret,
+            verdict = provider.verifyPassword(login: login, password: secret, conversation: conversation,
                                               deadline: Deadline(clock: clock, seconds: config.timeout))
         case .failure(let problem):
             verdict = .problem(problem)
@@ -187,7 +188,7 @@ public final class LoginFlow {
         case .oidc:
             return .success(OIDCPasswordGrant(config: config, transport: transport, directory: directory, clock: clock, log: log))
         case .okta:
-            return .failure(.misconfigured("provider = okta (the Okta Authentication API) is not supported by this version of CloudLogin; use provider = oidc with an Okta OIDC app"))
+            return .success(OktaAuthentication(config: config, transport: transport, clock: clock, log: log))
         }
     }
 }

@@ -15,7 +15,7 @@ public final class OIDCPasswordGrant: IdentityProvider {
         self.log = log
     }
 
-    public func verifyPassword(login: String, password: SecretBytes, deadline: Deadline) -> IdentityVerdict {
+    public func verifyPassword(login: String, password: SecretBytes, conversation: Conversation, deadline: Deadline) -> IdentityVerdict {
         let tokenEndpoint: String
         switch directory.tokenEndpoint(deadline: deadline) {
         case .success(let url): tokenEndpoint = url

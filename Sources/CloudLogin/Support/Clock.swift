@@ -7,6 +7,8 @@ public protocol Clock: Sendable {
     func now() -> Int64
     /// Milliseconds on a clock that never jumps.
     func monotonicMilliseconds() -> Int64
+    /// Waits (between polls of a push approval).
+    func sleep(milliseconds: Int64)
 }
 
 public struct SystemClock: Clock {
@@ -22,6 +24,14 @@ public struct SystemClock: Clock {
         var spec = timespec()
         clock_gettime(CLOCK_MONOTONIC, &spec)
         return Int64(truncatingIfNeeded: spec.tv_sec) &* 1000 &+ Int64(truncatingIfNeeded: spec.tv_nsec) / 1_000_000
+    }
+
+    public func sleep(milliseconds: Int64) {
+        guard milliseconds > 0 else { return }
+        var request = timespec(tv_sec: Int(truncatingIfNeeded: milliseconds / 1000),
+                               tv_nsec: Int(truncatingIfNeeded: (milliseconds % 1000) &* 1_000_000))
+        var remaining = timespec()
+        while nanosleep(&request, &remaining) != 0 && errno == EINTR { request = remaining }
     }
 }
 

@@ -8,6 +8,13 @@ extension StringProtocol {
     }
 }
 
+extension String {
+    /// The text with line breaks removed (header values end in CRLF).
+    func replacingNewlines() -> String {
+        String(filter { $0 != "\r" && $0 != "\n" && $0 != "\r\n" })
+    }
+}
+
 /// Checks on the https URLs CloudLogin talks to.
 public enum HTTPSURL {
     /// An https URL with a host, no user info, no fragment, no white space or control bytes.

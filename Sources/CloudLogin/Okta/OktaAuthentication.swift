@@ -1,0 +1,406 @@
+/// Okta's classic Authentication API (`POST /api/v1/authn`), the flow Mac login windows use
+/// with Okta, with MFA factors answered through the conversation (FACTS.md).
+///
+/// Only the first URL is built here; every later request follows a link of the transaction,
+/// and only links on the configured Okta origin are followed. Whenever the flow is abandoned,
+/// the transaction is cancelled.
+public final class OktaAuthentication: IdentityProvider {
+    /// Most transaction steps one sign-in may take (polls of a push are not steps).
+    static let maximumSteps = 25
+    /// Tries for a code, or for a new password.
+    static let maximumTries = 3
+    /// Pause between polls of a push approval, well under Okta's 4 requests/second per user.
+    static let pollIntervalMilliseconds: Int64 = 2000
+
+    private let config: Config
+    private let transport: HTTPTransport
+    private let clock: Clock
+    private let log: EventLog
+    private let base: String
+
+    public init(config: Config, transport: HTTPTransport, clock: Clock, log: EventLog) {
+        self.config = config
+        self.transport = transport
+        self.clock = clock
+        self.log = log
+        var base = config.oktaDomain ?? ""
+        while base.hasSuffix("/") { base.removeLast() }
+        self.base = base
+    }
+
+    /// What one request to Okta came back with.
+    enum Answer {
+        case transaction(OktaTransaction)
+        /// An error status with Okta's error body (when it sent one).
+        case error(status: Int, OktaError?)
+        /// 429: wait until this many milliseconds have passed, then try again.
+        case rateLimited(waitMilliseconds: Int64)
+        case problem(IdPProblem)
+    }
+
+    public func verifyPassword(login: String, password: SecretBytes, conversation: Conversation, deadline: Deadline) -> IdentityVerdict {
+        var body = JSONBody()
+        body.add("username", login)
+        body.add("password", password)
+        body.addRaw("options", #"{"multiOptionalFactorEnroll":false,"warnBeforePasswordExpired":true}"#)
+        let first = send("\(base)/api/v1/authn", body: body.finish())
+        var transaction: OktaTransaction
+        switch first {
+        case .transaction(let answer): transaction = answer
+        case .error(401, let error) where error?.code == "E0000004" || error == nil:
+            return .rejected(.badCredentials)
+        case .error(let status, let error): return verdict(forStatus: status, error, transaction: nil)
+        case .rateLimited: return .problem(.unavailable("Okta answered 429 (rate limit) to the sign-in"))
+        case .problem(let problem): return .problem(problem)
+        }
+
+        for _ in 0..<Self.maximumSteps {
+            log.debug("Okta transaction state \(transaction.status)")
+            let next: Step
+            switch transaction.status {
+            case "SUCCESS":
+                return success(transaction, login: login)
+            case "MFA_REQUIRED":
+                next = multiFactor(transaction, conversation: conversation)
+            case "PASSWORD_WARN":
+                if let days = transaction.passwordExpireDays {
+                    conversation.tell("Your Okta password expires in \(days) day\(days == 1 ? "" : "s"); change it soon.")
+                } else {
+                    conversation.tell("Your Okta password expires soon; change it soon.")
+                }
+                next = follow(transaction, link: "skip", body: stateBody(transaction))
+            case "PASSWORD_EXPIRED":
+                next = changePassword(transaction, password: password, conversation: conversation)
+            case "MFA_ENROLL", "MFA_ENROLL_ACTIVATE":
+                cancel(transaction)
+                return .rejected(.mfaEnrollmentRequired)
+            case "LOCKED_OUT":
+                cancel(transaction)
+                return .rejected(.lockedOut)
+            case "RECOVERY", "RECOVERY_CHALLENGE", "PASSWORD_RESET":
+                cancel(transaction)
+                return .rejected(.recoveryInProgress)
+            default:
+                // UNAUTHENTICATED, MFA_CHALLENGE outside a factor flow, anything new.
+                log.warning("Okta sign-in ended in state \(ConfigParser.printable(transaction.status)), which CloudLogin does not handle")
+                cancel(transaction)
+                return .rejected(.unsupportedState)
+            }
+            switch next {
+            case .continueWith(let answer): transaction = answer
+            case .finished(let verdict): return verdict
+            }
+        }
+        cancel(transaction)
+        return .problem(.misconfigured("the Okta sign-in took more than \(Self.maximumSteps) steps"))
+    }
+
+    /// Where a step of the flow leads.
+    enum Step {
+        case continueWith(OktaTransaction)
+        case finished(IdentityVerdict)
+    }
+
+    // MARK: - States
+
+    func success(_ transaction: OktaTransaction, login: String) -> IdentityVerdict {
+        guard let user = transaction.user else {
+            return .problem(.misconfigured("Okta answered SUCCESS without the user"))
+        }
+        var claims: [String: JSONValue] = ["sub": .string(user.id)]
+        if let userLogin = user.login { claims["preferred_username"] = .string(userLogin); claims["login"] = .string(userLogin) }
+        if let first = user.firstName { claims["given_name"] = .string(first) }
+        if let last = user.lastName { claims["family_name"] = .string(last) }
+        let name = [user.firstName, user.lastName].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: " ")
+        if !name.isEmpty { claims["name"] = .string(name) }
+        return .accepted(Identity(subject: user.id, idpLogin: login, claims: claims))
+    }
+
+    func multiFactor(_ transaction: OktaTransaction, conversation: Conversation) -> Step {
+        let usable = transaction.factors.filter { $0.kind != nil && $0.verify != nil }
+        let factor: OktaFactor
+        switch config.oktaFactor {
+        case .ask:
+            guard let chosen = chooseFactor(usable, conversation: conversation) else {
+                cancel(transaction)
+                return .finished(.rejected(usable.isEmpty ? .mfaEnrollmentRequired : .abandoned))
+            }
+            factor = chosen
+        case .push, .totp, .sms:
+            let wanted: OktaFactor.Kind = config.oktaFactor == .push ? .push : config.oktaFactor == .totp ? .totp : .sms
+            guard let found = usable.first(where: { $0.kind == wanted }) else {
+                conversation.tell("Your Okta account has no \(wanted.rawValue) factor enrolled, which this computer requires.")
+                cancel(transaction)
+                return .finished(.rejected(.mfaEnrollmentRequired))
+            }
+            factor = found
+        }
+        guard let verify = factor.verify else {
+            cancel(transaction)
+            return .finished(.rejected(.mfaEnrollmentRequired))
+        }
+        switch factor.kind {
+        case .totp?:
+            return askForCode(transaction, url: verify.href, prompt: "\(factor.label): ", conversation: conversation)
+        case .sms?:
+            // The first verify sends the text message; the code goes to the challenge's link.
+            switch send(verify.href, body: stateBody(transaction)) {
+            case .transaction(let challenge):
+                guard let next = challenge.links["next"] else {
+                    cancel(challenge)
+                    return .finished(.problem(.misconfigured("Okta's SMS challenge has no link to verify the code")))
+                }
+                return askForCode(challenge, url: next.href, prompt: "SMS code: ", conversation: conversation)
+            case let other:
+                return .finished(verdict(for: other, transaction: transaction))
+            }
+        case .push?:
+            return push(transaction, url: verify.href, conversation: conversation)
+        case nil:
+            cancel(transaction)
+            return .finished(.rejected(.mfaEnrollmentRequired))
+        }
+    }
+
+    /// The numbered menu of usable factors; the only one without asking.
+    func chooseFactor(_ factors: [OktaFactor], conversation: Conversation) -> OktaFactor? {
+        guard factors.count > 1 else {
+            if factors.isEmpty {
+                conversation.tell("Your organisation requires MFA, and your Okta account has no factor this computer can use (Okta Verify, a code app or SMS). Enroll one at Okta first.")
+            }
+            return factors.first
+        }
+        conversation.tell("Choose how to confirm your sign-in:\n" + factors.enumerated().map { "  \($0.offset + 1). \($0.element.label)" }.joined(separator: "\n"))
+        for _ in 0..<Self.maximumTries {
+            guard let answer = conversation.ask("Factor [1-\(factors.count)]: ", secret: false) else { return nil }
+            let text = answer.withBytes { String(decoding: $0, as: UTF8.self) }.trimmed
+            if let number = Int(text, radix: 10), number >= 1, number <= factors.count {
+                return factors[number - 1]
+            }
+            conversation.tell("Please type a number from 1 to \(factors.count).")
+        }
+        return nil
+    }
+
+    /// Asks for a code and posts it to `url`, up to three times for wrong codes (E0000068).
+    func askForCode(_ transaction: OktaTransaction, url: String, prompt: String, conversation: Conversation) -> Step {
+        for attempt in 1...Self.maximumTries {
+            guard let code = conversation.ask(prompt, secret: false) else {
+                cancel(transaction)
+                return .finished(.rejected(.abandoned))
+            }
+            defer { code.wipe() }
+            var body = JSONBody()
+            if let token = transaction.stateToken { body.add("stateToken", token) }
+            body.add("passCode", code)
+            switch send(url, body: body.finish()) {
+            case .transaction(let next):
+                return .continueWith(next)
+            case .error(403, let error) where error?.code == "E0000068":
+                if attempt < Self.maximumTries { conversation.tell("That code is not right; try again.") }
+            case let other:
+                return .finished(verdict(for: other, transaction: transaction))
+            }
+        }
+        conversation.tell("Too many wrong codes.")
+        cancel(transaction)
+        return .finished(.rejected(.mfaFailed))
+    }
+
+    /// Sends the push, then polls the transaction until it is approved, rejected or times out.
+    func push(_ transaction: OktaTransaction, url: String, conversation: Conversation) -> Step {
+        var current: OktaTransaction
+        switch send(url, body: stateBody(transaction)) {
+        case .transaction(let challenge): current = challenge
+        case let other: return .finished(verdict(for: other, transaction: transaction))
+        }
+        let started = clock.monotonicMilliseconds()
+        let limit = Int64(truncatingIfNeeded: config.oktaPushTimeout) &* 1000
+        var told = false
+        while true {
+            if current.status != "MFA_CHALLENGE" { return .continueWith(current) }
+            if !told || current.correctAnswer != nil {
+                if let number = current.correctAnswer {
+                    conversation.tell("Approve the sign-in on Okta Verify: tap \(number) on your phone.")
+                    told = true
+                } else if !told {
+                    conversation.tell("Approve the sign-in on Okta Verify…")
+                    told = true
+                }
+            }
+            switch current.factorResult {
+            case "REJECTED"?:
+                conversation.tell("The sign-in was rejected on Okta Verify.")
+                cancel(current)
+                return .finished(.rejected(.mfaFailed))
+            case "TIMEOUT"?:
+                conversation.tell("The Okta Verify push timed out.")
+                cancel(current)
+                return .finished(.rejected(.mfaTimedOut))
+            default:
+                break
+            }
+            guard let poll = current.links["next"] else {
+                cancel(current)
+                return .finished(.problem(.misconfigured("Okta's push challenge has no link to poll")))
+            }
+            var wait = Self.pollIntervalMilliseconds
+            var answered = false
+            while !answered {
+                let elapsed = clock.monotonicMilliseconds() &- started
+                guard elapsed &+ wait <= limit else {
+                    conversation.tell("The push was not approved within \(config.oktaPushTimeout) seconds.")
+                    cancel(current)
+                    return .finished(.rejected(.mfaTimedOut))
+                }
+                clock.sleep(milliseconds: wait)
+                switch send(poll.href, body: stateBody(current)) {
+                case .transaction(let next):
+                    current = next
+                    answered = true
+                case .rateLimited(let milliseconds):
+                    wait = max(milliseconds, Self.pollIntervalMilliseconds)
+                case let other:
+                    return .finished(verdict(for: other, transaction: current))
+                }
+            }
+        }
+    }
+
+    func changePassword(_ transaction: OktaTransaction, password: SecretBytes, conversation: Conversation) -> Step {
+        guard let change = transaction.links["next"] else {
+            cancel(transaction)
+            return .finished(.problem(.misconfigured("Okta's PASSWORD_EXPIRED has no link to change the password")))
+        }
+        conversation.tell("Your Okta password has expired. Choose a new one.")
+        for _ in 0..<Self.maximumTries {
+            guard let first = conversation.ask("New password: ", secret: true),
+                  let second = conversation.ask("Repeat the new password: ", secret: true) else {
+                cancel(transaction)
+                return .finished(.rejected(.abandoned))
+            }
+            defer { first.wipe(); second.wipe() }
+            guard !first.isEmpty, first.constantTimeEquals(second) else {
+                conversation.tell(first.isEmpty ? "The new password cannot be empty." : "The passwords do not match.")
+                continue
+            }
+            var body = JSONBody()
+            if let token = transaction.stateToken { body.add("stateToken", token) }
+            body.add("oldPassword", password)
+            body.add("newPassword", first)
+            switch send(change.href, body: body.finish()) {
+            case .transaction(let next):
+                // The local account is synced to the new password.
+                password.wipe()
+                password.append(first)
+                conversation.tell("Your Okta password was changed.")
+                return .continueWith(next)
+            case .error(403, let error?) where ["E0000080", "E0000014", "E0000001"].contains(error.code):
+                let why = error.causes.isEmpty ? error.summary : error.causes.joined(separator: " ")
+                conversation.tell("Okta did not accept the new password: \(ConfigParser.printable(why)).")
+            case let other:
+                return .finished(verdict(for: other, transaction: transaction))
+            }
+        }
+        cancel(transaction)
+        return .finished(.rejected(.passwordChangeFailed))
+    }
+
+    // MARK: - Requests
+
+    func stateBody(_ transaction: OktaTransaction) -> SecretBytes {
+        var body = JSONBody()
+        if let token = transaction.stateToken { body.add("stateToken", token) }
+        return body.finish()
+    }
+
+    func follow(_ transaction: OktaTransaction, link: String, body: SecretBytes) -> Step {
+        guard let target = transaction.links[link] else {
+            cancel(transaction)
+            return .finished(.problem(.misconfigured("Okta's \(transaction.status) has no '\(link)' link")))
+        }
+        switch send(target.href, body: body) {
+        case .transaction(let next): return .continueWith(next)
+        case let other: return .finished(verdict(for: other, transaction: transaction))
+        }
+    }
+
+    /// Cancels the transaction (best effort): whenever a flow is abandoned.
+    func cancel(_ transaction: OktaTransaction) {
+        guard transaction.stateToken != nil else { return }
+        let url = transaction.links["cancel"]?.href ?? "\(base)/api/v1/authn/cancel"
+        _ = send(url, body: stateBody(transaction))
+        log.info("cancelled the Okta sign-in transaction (\(ConfigParser.printable(transaction.status)))")
+    }
+
+    /// The verdict for an answer that is not the transaction the flow expected.
+    func verdict(for answer: Answer, transaction: OktaTransaction?) -> IdentityVerdict {
+        switch answer {
+        case .transaction(let unexpected):
+            if let transaction { cancel(transaction) }
+            return .problem(.misconfigured("Okta answered an unexpected \(ConfigParser.printable(unexpected.status))"))
+        case .error(let status, let error):
+            return verdict(forStatus: status, error, transaction: transaction)
+        case .rateLimited:
+            return .problem(.unavailable("Okta answered 429 (rate limit)"))
+        case .problem(let problem):
+            if let transaction, case .misconfigured = problem { cancel(transaction) }
+            return .problem(problem)
+        }
+    }
+
+    func verdict(forStatus status: Int, _ error: OktaError?, transaction: OktaTransaction?) -> IdentityVerdict {
+        switch (status, error?.code) {
+        case (401, "E0000011"?):
+            return .rejected(.transactionExpired)
+        case (401, "E0000004"?):
+            return .rejected(.badCredentials)
+        case (500...599, _):
+            return .problem(.unavailable("Okta answered HTTP \(status)"))
+        default:
+            if let transaction { cancel(transaction) }
+            let code = error.map { " \($0.code)" } ?? ""
+            return .problem(.misconfigured("Okta answered HTTP \(status)\(code); check okta_domain"))
+        }
+    }
+
+    /// POSTs `body` (JSON) to `url`, which must be on the configured Okta origin.
+    func send(_ url: String, body: SecretBytes) -> Answer {
+        defer { body.wipe() }
+        guard url.hasPrefix(base + "/"), HTTPSURL.isValid(url) else {
+            log.error("Okta sent a link outside \(base); not following it")
+            return .problem(.misconfigured("Okta sent a link outside okta_domain"))
+        }
+        let request = HTTPRequest(method: .post, url: url,
+                                  headers: ["Accept: application/json", "Content-Type: application/json"], body: body)
+        let response: HTTPResponse
+        switch transport.send(request, deadline: Deadline(clock: clock, seconds: config.timeout)) {
+        case .failure(let error): return .problem(IdPProblem(error, what: "Okta"))
+        case .success(let answer): response = answer
+        }
+        defer { response.body.wipe() }
+        let document = JSONValue.parse(response.body)
+        switch response.status {
+        case 200:
+            guard let document, let transaction = OktaTransaction(document) else {
+                return .problem(.misconfigured("Okta answered 200 with something that is not a transaction"))
+            }
+            return .transaction(transaction)
+        case 429:
+            return .rateLimited(waitMilliseconds: rateLimitWait(response))
+        default:
+            return .error(status: response.status, OktaError(document))
+        }
+    }
+
+    /// How long a 429 asks us to wait: Retry-After, else until X-Rate-Limit-Reset (capped).
+    func rateLimitWait(_ response: HTTPResponse) -> Int64 {
+        if let seconds = response.integerHeader("retry-after"), seconds >= 0 {
+            return min(seconds, 60) &* 1000
+        }
+        if let reset = response.integerHeader("x-rate-limit-reset") {
+            return min(max(reset &- clock.now(), 1), 60) &* 1000
+        }
+        return Self.pollIntervalMilliseconds
+    }
+}

@@ -1,0 +1,142 @@
+/// One answer of Okta's Authentication API (`/api/v1/authn…`): a transaction in some state,
+/// with links to follow. Unknown members and unknown factor types are ignored.
+public struct OktaTransaction: Equatable, Sendable {
+    public var status: String
+    public var stateToken: String?
+    public var sessionToken: String?
+    /// For a factor challenge: WAITING, SUCCESS, REJECTED, TIMEOUT, …
+    public var factorResult: String?
+    public var user: OktaUser?
+    /// The enrolled factors under MFA_REQUIRED (`_embedded.factors`, or `_embedded.factor`
+    /// as an array, as the current docs name it).
+    public var factors: [OktaFactor]
+    /// The factor being challenged (`_embedded.factor` as an object).
+    public var challengedFactor: OktaFactor?
+    /// The number to pick in Okta Verify, when the push uses number matching.
+    public var correctAnswer: Int?
+    /// Days until the password expires (PASSWORD_WARN).
+    public var passwordExpireDays: Int?
+    /// `_links`: name → the first link under it.
+    public var links: [String: OktaLink]
+
+    public init?(_ document: JSONValue) {
+        guard let status = document["status"]?.stringValue, !status.isEmpty else { return nil }
+        self.status = status
+        stateToken = document["stateToken"]?.stringValue
+        sessionToken = document["sessionToken"]?.stringValue
+        factorResult = document["factorResult"]?.stringValue
+        let embedded = document["_embedded"]
+        user = embedded?["user"].flatMap(OktaUser.init)
+        var factors: [OktaFactor] = []
+        var challenged: OktaFactor?
+        for key in ["factors", "factor"] {
+            switch embedded?[key] {
+            case .array(let list)?: factors += list.compactMap(OktaFactor.init)
+            case .object?: challenged = embedded?[key].flatMap(OktaFactor.init)
+            default: break
+            }
+        }
+        self.factors = factors
+        challengedFactor = challenged
+        correctAnswer = embedded?["factor"]?["_embedded"]?["challenge"]?["correctAnswer"]?.integerValue
+            .flatMap { Int(exactly: $0) }
+        passwordExpireDays = embedded?["policy"]?["expiration"]?["passwordExpireDays"]?.integerValue
+            .flatMap { Int(exactly: $0) }
+        links = OktaLink.links(in: document["_links"])
+    }
+}
+
+/// A link of a transaction (`_links.next`, `_links.cancel`, a factor's `_links.verify`, …).
+public struct OktaLink: Equatable, Sendable {
+    public var href: String
+    /// The link's `name`, e.g. "poll" or "changePassword" for `next`.
+    public var name: String?
+
+    /// Every link under `_links`; where Okta sends an array (e.g. `resend`), the first.
+    static func links(in value: JSONValue?) -> [String: OktaLink] {
+        guard let members = value?.objectValue else { return [:] }
+        var links: [String: OktaLink] = [:]
+        for (key, member) in members {
+            let object = member.arrayValue?.first ?? member
+            if let href = object["href"]?.stringValue {
+                links[key] = OktaLink(href: href, name: object["name"]?.stringValue)
+            }
+        }
+        return links
+    }
+}
+
+/// `_embedded.user` of a transaction.
+public struct OktaUser: Equatable, Sendable {
+    public var id: String
+    public var login: String?
+    public var firstName: String?
+    public var lastName: String?
+
+    init?(_ value: JSONValue) {
+        guard let id = value["id"]?.stringValue, !id.isEmpty else { return nil }
+        self.id = id
+        let profile = value["profile"]
+        login = profile?["login"]?.stringValue
+        firstName = profile?["firstName"]?.stringValue
+        lastName = profile?["lastName"]?.stringValue
+    }
+}
+
+/// An enrolled factor. Only the kinds CloudLogin can complete on a console have a `kind`.
+public struct OktaFactor: Equatable, Sendable {
+    public enum Kind: String, Sendable {
+        case totp, push, sms
+    }
+
+    public var id: String
+    public var factorType: String
+    public var provider: String?
+    public var kind: Kind?
+    /// What identifies this factor to its owner: a masked phone number, a device name.
+    public var detail: String?
+    public var verify: OktaLink?
+
+    init?(_ value: JSONValue) {
+        guard let id = value["id"]?.stringValue, let type = value["factorType"]?.stringValue else { return nil }
+        self.id = id
+        factorType = type
+        provider = value["provider"]?.stringValue
+        switch type {
+        case "token:software:totp": kind = .totp
+        case "push" where provider == nil || provider == "OKTA": kind = .push
+        case "sms": kind = .sms
+        default: kind = nil
+        }
+        let profile = value["profile"]
+        detail = profile?["phoneNumber"]?.stringValue ?? profile?["name"]?.stringValue ?? profile?["credentialId"]?.stringValue
+        verify = OktaLink.links(in: value["_links"])["verify"]
+    }
+
+    /// How the factor is named in the menu.
+    public var label: String {
+        let base: String
+        switch kind {
+        case .totp?: base = provider == "GOOGLE" ? "Google Authenticator code" : "Okta Verify code"
+        case .push?: base = "Okta Verify push"
+        case .sms?: base = "SMS code"
+        case nil: base = factorType
+        }
+        guard let detail, !detail.isEmpty else { return base }
+        return "\(base) (\(ConfigParser.printable(detail)))"
+    }
+}
+
+/// An error answer of the Okta API (`errorCode`, `errorSummary`, `errorCauses`).
+public struct OktaError: Equatable, Sendable {
+    public var code: String
+    public var summary: String
+    public var causes: [String]
+
+    public init?(_ document: JSONValue?) {
+        guard let code = document?["errorCode"]?.stringValue else { return nil }
+        self.code = code
+        summary = document?["errorSummary"]?.stringValue ?? ""
+        causes = document?["errorCauses"]?.arrayValue?.compactMap { $0["errorSummary"]?.stringValue } ?? []
+    }
+}

@@ -1,0 +1,278 @@
+@testable import CloudLogin
+import Testing
+
+/// The Okta Authentication API flow against scripted answers shaped like Okta's documentation.
+@Suite struct OktaTests {
+    static let base = "https://example.okta.com"
+    static let authn = "\(base)/api/v1/authn"
+    static let cancelURL = "\(base)/api/v1/authn/cancel"
+    static let user = #"{"user":{"id":"00ub0oNGTSWTBKOLGLNR","passwordChanged":"2015-09-08T20:14:45.000Z","profile":{"login":"dade.murphy@example.com","firstName":"Dade","lastName":"Murphy","locale":"en_US","timeZone":"America/Los_Angeles"}}}"#
+
+    static func success() -> String {
+        #"{"expiresAt":"2015-11-03T10:15:57.000Z","status":"SUCCESS","sessionToken":"00Fpzf4en68pCXTsMjcX8JPMctzN2Wiw4LDOBL_9pe","_embedded":\#(user)}"#
+    }
+
+    static func factor(_ id: String, _ type: String, provider: String = "OKTA", profile: String = "{}") -> String {
+        #"{"id":"\#(id)","factorType":"\#(type)","provider":"\#(provider)","vendorName":"\#(provider)","profile":\#(profile),"_links":{"verify":{"href":"\#(base)/api/v1/authn/factors/\#(id)/verify","hints":{"allow":["POST"]}}}}"#
+    }
+
+    static func mfaRequired(_ factors: [String], key: String = "factors") -> String {
+        #"{"stateToken":"007ucIX7PATyn94hsHfOLVaXAmOBkKHWnOOLG43bsb","expiresAt":"2015-11-03T10:15:57.000Z","status":"MFA_REQUIRED","_embedded":{"user":{"id":"00ub0oNGTSWTBKOLGLNR","profile":{"login":"dade.murphy@example.com"}},"\#(key)":[\#(factors.joined(separator: ","))]},"_links":{"cancel":{"href":"\#(cancelURL)","hints":{"allow":["POST"]}}}}"#
+    }
+
+    static func challenge(_ factorID: String, result: String, number: Int? = nil) -> String {
+        let challengeMember = number.map { #","_embedded":{"challenge":{"correctAnswer":\#($0)}}"# } ?? ""
+        return #"{"stateToken":"007ucIX7PATyn94hsHfOLVaXAmOBkKHWnOOLG43bsb","status":"MFA_CHALLENGE","factorResult":"\#(result)","_embedded":{"factor":{"id":"\#(factorID)","factorType":"push","provider":"OKTA","profile":{"name":"Dade's iPhone"}\#(challengeMember)}},"_links":{"next":{"name":"poll","href":"\#(base)/api/v1/authn/factors/\#(factorID)/verify/poll-x1","hints":{"allow":["POST"]}},"cancel":{"href":"\#(cancelURL)","hints":{"allow":["POST"]}}}}"#
+    }
+
+    static let totp = factor("ostf1", "token:software:totp")
+    static let googleTOTP = factor("ostf2", "token:software:totp", provider: "GOOGLE")
+    static let pushFactor = factor("opf1", "push", profile: #"{"name":"Dade's iPhone","platform":"IOS"}"#)
+    static let sms = factor("sms1", "sms", profile: #"{"phoneNumber":"+1 XXX-XXX-1337"}"#)
+    static let question = factor("ufs1", "question", profile: #"{"question":"favorite_art_piece","questionText":"What is your favorite piece of art?"}"#)
+    static let webauthn = factor("fwf1", "webauthn", provider: "FIDO")
+    static let invalidCode = #"{"errorCode":"E0000068","errorSummary":"Invalid Passcode/Answer","errorLink":"E0000068","errorId":"oael69itLSMTbioahsUZ-7xiQ","errorCauses":[{"errorSummary":"Your passcode doesn't match our records. Please try again."}]}"#
+
+    final class World {
+        let transport = ScriptedTransport()
+        let clock = FixedClock(1_900_000_000)
+        var config: Config = {
+            var config = Config()
+            config.provider = .okta
+            config.oktaDomain = OktaTests.base
+            return config
+        }()
+
+        func run(answers: [String] = [], password: String = "correct horse") -> (IdentityVerdict, ScriptedConversation, SecretBytes) {
+            let conversation = ScriptedConversation(answers: answers)
+            let secret = SecretBytes(password.utf8)
+            let verdict = OktaAuthentication(config: config, transport: transport, clock: clock, log: RecordingLog())
+                .verifyPassword(login: "dade.murphy@example.com", password: secret, conversation: conversation,
+                                deadline: Deadline(clock: clock, seconds: 10))
+            return (verdict, conversation, secret)
+        }
+
+        var posted: [String] { transport.requests.map(\.url) }
+        var cancelled: Bool { posted.contains(OktaTests.cancelURL) }
+    }
+
+    @Test func passwordOnly() throws {
+        let world = World()
+        world.transport.on(Self.authn, 200, Self.success())
+        let (verdict, _, _) = world.run()
+        guard case .accepted(let identity) = verdict else { Issue.record("\(verdict)"); return }
+        #expect(identity.subject == "00ub0oNGTSWTBKOLGLNR")
+        #expect(identity.claims["preferred_username"]?.stringValue == "dade.murphy@example.com")
+        #expect(identity.displayName == "Dade Murphy")
+        let body = try #require(world.transport.requests.first?.body)
+        #expect(body == #"{"username":"dade.murphy@example.com","password":"correct horse","options":{"multiOptionalFactorEnroll":false,"warnBeforePasswordExpired":true}}"#)
+    }
+
+    @Test func passwordWithQuotesIsEscaped() {
+        let world = World()
+        world.transport.on(Self.authn, 200, Self.success())
+        _ = world.run(password: "a\"b\\c\u{1}")
+        #expect(world.transport.requests.first?.body.contains(#""password":"a\"b\\c\u0001""#) == true)
+    }
+
+    @Test func badCredentials() {
+        let world = World()
+        world.transport.on(Self.authn, 401, #"{"errorCode":"E0000004","errorSummary":"Authentication failed","errorLink":"E0000004","errorId":"oaeuHRrvMnuRga5UEetS3ti7w","errorCauses":[]}"#)
+        #expect(world.run().0 == .rejected(.badCredentials))
+    }
+
+    @Test(arguments: ["factors", "factor"])
+    func menuOffersOnlySupportedFactorsAndTOTPWorks(_ key: String) {
+        let world = World()
+        world.transport.on(Self.authn, 200, Self.mfaRequired([Self.question, Self.totp, Self.webauthn, Self.pushFactor], key: key))
+        world.transport.on("\(Self.base)/api/v1/authn/factors/ostf1/verify", 200, Self.success())
+        let (verdict, conversation, _) = world.run(answers: ["1", "123456"])
+        guard case .accepted = verdict else { Issue.record("\(verdict)"); return }
+        let menu = conversation.transcript.first { $0.hasPrefix("Choose") } ?? ""
+        #expect(menu.contains("1. Okta Verify code"))
+        #expect(menu.contains("2. Okta Verify push (Dade's iPhone)"))
+        #expect(!menu.contains("3."))
+        #expect(!menu.contains("question") && !menu.contains("webauthn"))
+        #expect(world.transport.requests.last?.body.contains(#""passCode":"123456""#) == true)
+        #expect(world.transport.requests.last?.body.contains(#""stateToken":"007ucIX7PATyn94hsHfOLVaXAmOBkKHWnOOLG43bsb""#) == true)
+    }
+
+    @Test func wrongCodeThenRight() {
+        let world = World()
+        world.config.oktaFactor = .totp
+        world.transport.on(Self.authn, 200, Self.mfaRequired([Self.googleTOTP]))
+        let verify = "\(Self.base)/api/v1/authn/factors/ostf2/verify"
+        world.transport.answers[verify] = [.success(.init(status: 403, body: Self.invalidCode)), .success(.init(status: 200, body: Self.success()))]
+        let (verdict, conversation, _) = world.run(answers: ["000000", "123456"])
+        guard case .accepted = verdict else { Issue.record("\(verdict)"); return }
+        #expect(conversation.transcript.contains("That code is not right; try again."))
+        #expect(conversation.transcript.contains("? Google Authenticator code: "))
+    }
+
+    @Test func threeWrongCodesFailAndCancel() {
+        let world = World()
+        world.transport.on(Self.authn, 200, Self.mfaRequired([Self.totp]))
+        world.transport.on("\(Self.base)/api/v1/authn/factors/ostf1/verify", 403, Self.invalidCode)
+        world.transport.on(Self.cancelURL, 200, #"{"status":"UNAUTHENTICATED"}"#)
+        let (verdict, _, _) = world.run(answers: ["1", "2", "3"])
+        #expect(verdict == .rejected(.mfaFailed))
+        #expect(world.posted.filter { $0.hasSuffix("/verify") }.count == 3)
+        #expect(world.cancelled)
+    }
+
+    @Test func pushApprovedWithNumberChallenge() {
+        let world = World()
+        world.config.oktaFactor = .push
+        world.transport.on(Self.authn, 200, Self.mfaRequired([Self.totp, Self.pushFactor]))
+        world.transport.on("\(Self.base)/api/v1/authn/factors/opf1/verify", 200, Self.challenge("opf1", result: "WAITING", number: 42))
+        let poll = "\(Self.base)/api/v1/authn/factors/opf1/verify/poll-x1"
+        world.transport.answers[poll] = [.success(.init(status: 200, body: Self.challenge("opf1", result: "WAITING"))),
+                                         .success(.init(status: 200, body: Self.success()))]
+        let (verdict, conversation, _) = world.run()
+        guard case .accepted = verdict else { Issue.record("\(verdict)"); return }
+        #expect(conversation.transcript.contains("Approve the sign-in on Okta Verify: tap 42 on your phone."))
+        #expect(world.posted.filter { $0 == poll }.count == 2)
+        #expect(world.clock.slept.allSatisfy { $0 >= OktaAuthentication.pollIntervalMilliseconds })
+    }
+
+    @Test(arguments: [("REJECTED", RejectionReason.mfaFailed), ("TIMEOUT", .mfaTimedOut)])
+    func pushNotApproved(_ result: String, _ reason: RejectionReason) {
+        let world = World()
+        world.config.oktaFactor = .push
+        world.transport.on(Self.authn, 200, Self.mfaRequired([Self.pushFactor]))
+        world.transport.on("\(Self.base)/api/v1/authn/factors/opf1/verify", 200, Self.challenge("opf1", result: "WAITING"))
+        world.transport.on("\(Self.base)/api/v1/authn/factors/opf1/verify/poll-x1", 200, Self.challenge("opf1", result: result))
+        world.transport.on(Self.cancelURL, 200, #"{"status":"UNAUTHENTICATED"}"#)
+        #expect(world.run().0 == .rejected(reason))
+        #expect(world.cancelled)
+    }
+
+    @Test func pushNeverAnsweredStopsAtPushTimeout() {
+        let world = World()
+        world.config.oktaFactor = .push
+        world.config.oktaPushTimeout = 10
+        world.transport.on(Self.authn, 200, Self.mfaRequired([Self.pushFactor]))
+        world.transport.on("\(Self.base)/api/v1/authn/factors/opf1/verify", 200, Self.challenge("opf1", result: "WAITING"))
+        world.transport.on("\(Self.base)/api/v1/authn/factors/opf1/verify/poll-x1", 200, Self.challenge("opf1", result: "WAITING"))
+        #expect(world.run().0 == .rejected(.mfaTimedOut))
+        #expect(world.clock.slept.reduce(0, +) <= 10_000)
+        #expect(world.cancelled)
+    }
+
+    @Test func pushRespectsRateLimits() {
+        let world = World()
+        world.config.oktaFactor = .push
+        world.transport.on(Self.authn, 200, Self.mfaRequired([Self.pushFactor]))
+        world.transport.on("\(Self.base)/api/v1/authn/factors/opf1/verify", 200, Self.challenge("opf1", result: "WAITING"))
+        let poll = "\(Self.base)/api/v1/authn/factors/opf1/verify/poll-x1"
+        world.transport.answers[poll] = [.success(.init(status: 429, body: #"{"errorCode":"E0000047","errorSummary":"API call exceeded rate limit due to too many requests."}"#)),
+                                         .success(.init(status: 200, body: Self.success()))]
+        guard case .accepted = world.run().0 else { Issue.record("rate limit ended the sign-in"); return }
+    }
+
+    @Test func smsSendsThenAsks() {
+        let world = World()
+        world.config.oktaFactor = .sms
+        world.transport.on(Self.authn, 200, Self.mfaRequired([Self.sms]))
+        let verify = "\(Self.base)/api/v1/authn/factors/sms1/verify"
+        world.transport.answers[verify] = [
+            .success(.init(status: 200, body: #"{"stateToken":"st2","status":"MFA_CHALLENGE","factorResult":"CHALLENGE","_embedded":{"factor":{"id":"sms1","factorType":"sms","provider":"OKTA","profile":{"phoneNumber":"+1 XXX-XXX-1337"}}},"_links":{"next":{"name":"verify","href":"\#(verify)"},"cancel":{"href":"\#(Self.cancelURL)"}}}"#)),
+            .success(.init(status: 200, body: Self.success()))]
+        let (verdict, conversation, _) = world.run(answers: ["654321"])
+        guard case .accepted = verdict else { Issue.record("\(verdict)"); return }
+        #expect(conversation.transcript.contains("? SMS code: "))
+        #expect(world.transport.requests.last?.body == #"{"stateToken":"st2","passCode":"654321"}"#)
+    }
+
+    @Test func passwordWarnTellsAndSkips() {
+        let world = World()
+        world.transport.on(Self.authn, 200, #"{"stateToken":"st","status":"PASSWORD_WARN","_embedded":{"user":{"id":"00u1"},"policy":{"expiration":{"passwordExpireDays":3},"complexity":{"minLength":8}}},"_links":{"skip":{"name":"skip","href":"\#(Self.base)/api/v1/authn/skip"},"cancel":{"href":"\#(Self.cancelURL)"}}}"#)
+        world.transport.on("\(Self.base)/api/v1/authn/skip", 200, Self.success())
+        let (verdict, conversation, _) = world.run()
+        guard case .accepted = verdict else { Issue.record("\(verdict)"); return }
+        #expect(conversation.transcript.contains("Your Okta password expires in 3 days; change it soon."))
+    }
+
+    @Test func expiredPasswordIsChangedAndBecomesTheSyncedOne() {
+        let world = World()
+        let change = "\(Self.base)/api/v1/authn/credentials/change_password"
+        world.transport.on(Self.authn, 200, #"{"stateToken":"st","status":"PASSWORD_EXPIRED","_embedded":{"user":{"id":"00u1"},"policy":{"complexity":{"minLength":8}}},"_links":{"next":{"name":"changePassword","href":"\#(change)"},"cancel":{"href":"\#(Self.cancelURL)"}}}"#)
+        world.transport.answers[change] = [
+            .success(.init(status: 403, body: #"{"errorCode":"E0000080","errorSummary":"The password does not meet the complexity requirements of the current password policy.","errorCauses":[{"errorSummary":"Password requirements were not met."}]}"#)),
+            .success(.init(status: 200, body: Self.success()))]
+        let (verdict, conversation, secret) = world.run(answers: ["short", "short", "New secret 2", "Other", "New secret 2", "New secret 2"])
+        guard case .accepted = verdict else { Issue.record("\(verdict)"); return }
+        #expect(conversation.transcript.contains("Okta did not accept the new password: Password requirements were not met.."))
+        #expect(conversation.transcript.contains("The passwords do not match."))
+        #expect(secret.withBytes { String(decoding: $0, as: UTF8.self) } == "New secret 2")
+        #expect(world.transport.requests.last?.body == #"{"stateToken":"st","oldPassword":"correct horse","newPassword":"New secret 2"}"#)
+    }
+
+    @Test(arguments: [
+        ("LOCKED_OUT", RejectionReason.lockedOut),
+        ("MFA_ENROLL", .mfaEnrollmentRequired),
+        ("MFA_ENROLL_ACTIVATE", .mfaEnrollmentRequired),
+        ("RECOVERY", .recoveryInProgress),
+        ("UNAUTHENTICATED", .unsupportedState),
+        ("SOMETHING_NEW", .unsupportedState),
+    ])
+    func statesThatEndTheSignIn(_ status: String, _ reason: RejectionReason) {
+        let world = World()
+        world.transport.on(Self.authn, 200, #"{"stateToken":"st","status":"\#(status)","_links":{"cancel":{"href":"\#(Self.cancelURL)"}}}"#)
+        world.transport.on(Self.cancelURL, 200, #"{"status":"UNAUTHENTICATED"}"#)
+        #expect(world.run().0 == .rejected(reason))
+        #expect(world.cancelled)
+    }
+
+    @Test(arguments: [(429, IdPProblem.unavailable("Okta answered 429 (rate limit) to the sign-in")), (503, .unavailable("Okta answered HTTP 503"))])
+    func unavailable(_ status: Int, _ problem: IdPProblem) {
+        let world = World()
+        world.transport.on(Self.authn, status, #"{"errorCode":"E0000047","errorSummary":"API call exceeded rate limit due to too many requests."}"#)
+        #expect(world.run().0 == .problem(problem))
+    }
+
+    @Test func transportFailureIsUnavailable() {
+        let world = World()
+        world.transport.fail(Self.authn, .connect("refused"))
+        guard case .problem(.unavailable) = world.run().0 else { Issue.record("not unavailable"); return }
+    }
+
+    @Test func expiredStateToken() {
+        let world = World()
+        world.transport.on(Self.authn, 200, Self.mfaRequired([Self.totp]))
+        world.transport.on("\(Self.base)/api/v1/authn/factors/ostf1/verify", 401, #"{"errorCode":"E0000011","errorSummary":"Invalid token provided"}"#)
+        #expect(world.run(answers: ["123456"]).0 == .rejected(.transactionExpired))
+    }
+
+    @Test func linksOutsideTheOktaDomainAreNotFollowed() {
+        let world = World()
+        world.transport.on(Self.authn, 200, #"{"stateToken":"st","status":"MFA_REQUIRED","_embedded":{"factors":[{"id":"x","factorType":"token:software:totp","provider":"OKTA","_links":{"verify":{"href":"https://evil.example/steal"}}}]},"_links":{"cancel":{"href":"\#(Self.cancelURL)"}}}"#)
+        guard case .problem(.misconfigured) = world.run(answers: ["123456"]).0 else { Issue.record("followed a foreign link"); return }
+        #expect(!world.posted.contains { $0.hasPrefix("https://evil.example") })
+    }
+
+    @Test func noConversationAbandonsAndCancels() {
+        let world = World()
+        world.transport.on(Self.authn, 200, Self.mfaRequired([Self.totp, Self.pushFactor]))
+        world.transport.on(Self.cancelURL, 200, #"{"status":"UNAUTHENTICATED"}"#)
+        #expect(world.run(answers: []).0 == .rejected(.abandoned))
+        #expect(world.cancelled)
+        #expect(world.transport.requests.count == 2)
+    }
+
+    @Test func noUsableFactorMeansEnroll() {
+        let world = World()
+        world.transport.on(Self.authn, 200, Self.mfaRequired([Self.question, Self.webauthn]))
+        world.transport.on(Self.cancelURL, 200, #"{"status":"UNAUTHENTICATED"}"#)
+        let (verdict, conversation, _) = world.run(answers: ["1"])
+        #expect(verdict == .rejected(.mfaEnrollmentRequired))
+        #expect(conversation.transcript.contains { $0.contains("Enroll one at Okta first") })
+    }
+
+    @Test func malformedTransactionIsMisconfigured() {
+        let world = World()
+        world.transport.on(Self.authn, 200, #"{"no":"status"}"#)
+        guard case .problem(.misconfigured) = world.run().0 else { Issue.record("accepted a broken answer"); return }
+    }
+}
+
