@@ -15,6 +15,7 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
+#include <openssl/rand.h>
 #include <openssl/rsa.h>
 
 /// Digest names accepted by COpenSSL_verify: "SHA256", "SHA384", "SHA512".
@@ -126,6 +127,11 @@ out:
     ECDSA_SIG_free(ecsig);
     EVP_MD_CTX_free(mdctx);
     return result;
+}
+
+/// `length` bytes from OpenSSL's CSPRNG into out. Returns 1 on success.
+static inline int COpenSSL_random(unsigned char *_Nonnull out, int length) {
+    return RAND_bytes(out, length) == 1;
 }
 
 /// SHA-256 of data into out (32 bytes). Returns 1 on success.

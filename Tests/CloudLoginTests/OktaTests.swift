@@ -274,5 +274,50 @@ import Testing
         world.transport.on(Self.authn, 200, #"{"no":"status"}"#)
         guard case .problem(.misconfigured) = world.run().0 else { Issue.record("accepted a broken answer"); return }
     }
+
+    @Test func withoutAnOIDCClientGroupsAreUnknown() {
+        let world = World()
+        world.transport.on(Self.authn, 200, Self.success())
+        guard case .accepted(let identity) = world.run().0 else { Issue.record("not accepted"); return }
+        #expect(!identity.groupsKnown)
+        #expect(world.transport.requests.count == 1)
+    }
+
+    @Test func failedGroupsExchangeStillSignsInWithoutGroups() {
+        let world = World()
+        world.config.oktaClientID = "0oa-native"
+        world.config.oktaRedirectURI = "com.example.cloudlogin:/callback"
+        world.transport.on(Self.authn, 200, Self.success())
+        world.transport.on("\(Self.base)/oauth2/default/.well-known/openid-configuration", 503, "")
+        guard case .accepted(let identity) = world.run().0 else { Issue.record("not accepted"); return }
+        #expect(!identity.groupsKnown)
+    }
+
+    @Test func pkceChallengeIsBase64URLOfSHA256() {
+        // Checked with Python: base64url(sha256(verifier)).
+        #expect(OktaGroupsExchange.challenge(for: "dBjftJeZ4CVP-mJ92K27uhbUJU1p1r_wW1gFWFOEjXk") == "ngF5GsXcbwljx6u133FFr3Xht9xooA_DuaX_3QwODtc")
+        #expect(OktaGroupsExchange.queryParameters(of: "com.x:/cb?code=a%2Bb&state=s1#frag") == ["code": "a+b", "state": "s1"])
+    }
 }
 
+@Suite struct OktaGroupsInAccountSyncTests {
+    @Test func unknownGroupsNeitherGrantNorDemoteNorPassAllowGroups() {
+        let accounts = AccountTable()
+        let state = StateTable()
+        state.records["alice"] = ManagedUser(name: "alice", subject: "00u1", idpLogin: "alice@example.com", origin: .created,
+                                             grantedGroups: ["sudo"], lastOnlineSuccess: 1)
+        accounts.uids["alice"] = 2001
+        accounts.groups["sudo"] = ["alice"]
+        var config = fixtureConfig()
+        config.adminGroups = ["g-admins"]
+        var identity = Identity(subject: "00u1", idpLogin: "alice@example.com", claims: ["preferred_username": .string("alice@example.com")])
+        identity.groupsKnown = false
+        let sync = AccountSync(config: config, accounts: accounts, state: state, clock: FixedClock(100), log: RecordingLog(), canChangeAccounts: true)
+        #expect(sync.sync(identity: identity, typedName: "alice", password: SecretBytes("pw".utf8)) == .ready(localName: "alice", created: false))
+        #expect(accounts.groups["sudo"] == ["alice"])
+        #expect(state.records["alice"]?.grantedGroups == ["sudo"])
+        config.allowGroups = ["g-linux"]
+        let gated = AccountSync(config: config, accounts: accounts, state: state, clock: FixedClock(100), log: RecordingLog(), canChangeAccounts: true)
+        #expect(gated.sync(identity: identity, typedName: "alice", password: SecretBytes("pw".utf8)) == .refused(.notInAllowedGroups))
+    }
+}

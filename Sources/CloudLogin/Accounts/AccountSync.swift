@@ -51,7 +51,7 @@ public struct AccountSync {
         if localName == "root" || config.exclude.contains(localName) { return .refused(.localOnlyName) }
 
         let groups = identity.groups(claim: config.groupsClaim)
-        let allowed = config.allowGroups.isEmpty || !Set(config.allowGroups).isDisjoint(with: groups)
+        let allowed = config.allowGroups.isEmpty || (identity.groupsKnown && !Set(config.allowGroups).isDisjoint(with: groups))
 
         guard canChangeAccounts else {
             // A screen locker: check what can be checked, change nothing.
@@ -93,10 +93,12 @@ public struct AccountSync {
                 if case .failure(let error) = accounts.setPassword(name: localName, password: password) { return .failure(error) }
                 log.info("local password of \(localName) synced with the IdP")
             }
-            let granted: [String]
-            switch syncGroups(localName: localName, idpGroups: groups, previouslyGranted: record?.grantedGroups ?? []) {
-            case .success(let now): granted = now
-            case .failure(let error): return .failure(error)
+            var granted = record?.grantedGroups ?? []
+            if identity.groupsKnown {
+                switch syncGroups(localName: localName, idpGroups: groups, previouslyGranted: granted) {
+                case .success(let now): granted = now
+                case .failure(let error): return .failure(error)
+                }
             }
             let updated = ManagedUser(name: localName, subject: identity.subject, idpLogin: identity.idpLogin,
                                       origin: record?.origin ?? (created ? .created : .migrated),

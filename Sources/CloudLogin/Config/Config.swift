@@ -77,6 +77,19 @@ public struct Config: Sendable {
     // [okta]
     public var oktaFactor: OktaFactor = .ask
     public var oktaPushTimeout: Int = 60
+    /// An OIDC client (Native app, PKCE, no secret) used to read groups after an Okta sign-in.
+    public var oktaClientID: String?
+    public var oktaRedirectURI: String?
+    /// The authorization server that issues the ID token with the groups claim.
+    public var oktaAuthorizationServer: String = "default"
+    public var oktaScopes: [String] = ["openid", "profile", "groups"]
+
+    /// The issuer of the Okta authorization server (`okta_domain/oauth2/authorization_server`).
+    public var oktaIssuer: String? {
+        guard var base = oktaDomain else { return nil }
+        while base.hasSuffix("/") { base.removeLast() }
+        return "\(base)/oauth2/\(oktaAuthorizationServer)"
+    }
 
     /// Problems that do not stop CloudLogin (unknown keys, for example).
     public var warnings: [ConfigDiagnostic] = []

@@ -129,6 +129,10 @@ public enum ConfigParser {
             guard !config.clientID.isEmpty else { throw missing("client_id", "for provider = oidc (the id of the client registered at the IdP)") }
         case .okta:
             guard config.oktaDomain != nil else { throw missing("okta_domain", "for provider = okta (for example https://example.okta.com)") }
+            if config.oktaClientID != nil && config.oktaRedirectURI == nil {
+                throw ConfigDiagnostic(path: path, line: sectionLines["okta"] ?? 0, key: "okta.redirect_uri",
+                                       message: "is required with okta.client_id (the sign-in redirect URI registered for that Okta app)")
+            }
         }
         if explicitClientAuth {
             let hasSecret = config.clientSecret != nil
@@ -241,6 +245,24 @@ public enum ConfigParser {
         "okta": [
             "factor": { config, value, origin, _ throws(ConfigDiagnostic) in config.oktaFactor = try choice(value, origin) },
             "push_timeout": { config, value, origin, _ throws(ConfigDiagnostic) in config.oktaPushTimeout = try integer(value, origin, 5...600, unit: "seconds") },
+            "client_id": { config, value, origin, _ throws(ConfigDiagnostic) in config.oktaClientID = value.isEmpty ? nil : try word(value, origin) },
+            "redirect_uri": { config, value, origin, _ throws(ConfigDiagnostic) in
+                guard value.isEmpty || (value.contains(":") && value.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F })) else {
+                    throw origin.problem("'\(printable(value))' must be the redirect URI registered for the Okta app")
+                }
+                config.oktaRedirectURI = value.isEmpty ? nil : value
+            },
+            "authorization_server": { config, value, origin, _ throws(ConfigDiagnostic) in
+                guard !value.isEmpty, value.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) }) else {
+                    throw origin.problem("'\(printable(value))' must be an authorization server id such as default or aus1a2b3c")
+                }
+                config.oktaAuthorizationServer = value
+            },
+            "scopes": { config, value, origin, _ throws(ConfigDiagnostic) in
+                let scopes = list(value)
+                guard scopes.contains("openid") else { throw origin.problem("must include openid") }
+                config.oktaScopes = scopes
+            },
         ],
     ]
 

@@ -38,6 +38,21 @@ public enum Base64URL {
         return output
     }
 
+    /// base64url without padding (PKCE verifiers, state and nonce values).
+    public static func encode(_ bytes: [UInt8]) -> String {
+        let output = SecretBytes(capacity: bytes.count * 4 / 3 + 4)
+        bytes.withUnsafeBytes { encodeStandard($0, into: output) }
+        let standard = output.withBytes { String(decoding: $0, as: UTF8.self) }
+        return String(standard.compactMap { character -> Character? in
+            switch character {
+            case "+": return "-"
+            case "/": return "_"
+            case "=": return nil
+            default: return character
+            }
+        })
+    }
+
     /// Standard base64 with padding (for HTTP Basic).
     public static func encodeStandard(_ bytes: UnsafeRawBufferPointer, into output: SecretBytes) {
         let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)

@@ -6,6 +6,9 @@ public struct Identity: Equatable, Sendable {
     public var idpLogin: String
     /// All verified claims. Tokens are never among them.
     public var claims: [String: JSONValue]
+    /// False when the IdP's answer says nothing about groups (Okta without an OIDC client):
+    /// then no group is granted or taken back, and `allow_groups` cannot be met.
+    public var groupsKnown = true
 
     public init(subject: String, idpLogin: String, claims: [String: JSONValue]) {
         self.subject = subject

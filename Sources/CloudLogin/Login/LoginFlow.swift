@@ -188,7 +188,7 @@ public final class LoginFlow {
         case .oidc:
             return .success(OIDCPasswordGrant(config: config, transport: transport, directory: directory, clock: clock, log: log))
         case .okta:
-            return .success(OktaAuthentication(config: config, transport: transport, clock: clock, log: log))
+            return .success(OktaAuthentication(config: config, transport: transport, cache: directory.cache, clock: clock, log: log))
         }
     }
 }

@@ -8,7 +8,7 @@ public final class ProviderDirectory {
 
     private let config: Config
     private let transport: HTTPTransport
-    private let cache: MetadataCache?
+    let cache: MetadataCache?
     private let clock: Clock
     private let log: EventLog
     private var metadata: ProviderMetadata?

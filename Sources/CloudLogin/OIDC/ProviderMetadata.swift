@@ -3,6 +3,7 @@
 public struct ProviderMetadata: Equatable, Sendable {
     public var issuer: String
     public var tokenEndpoint: String
+    public var authorizationEndpoint: String?
     public var jwksURI: String?
     public var userinfoEndpoint: String?
     /// `grant_types_supported`, when the IdP lists it (not all do).
@@ -11,6 +12,7 @@ public struct ProviderMetadata: Equatable, Sendable {
     public init(issuer: String, tokenEndpoint: String, jwksURI: String?, userinfoEndpoint: String?, grantTypesSupported: [String]?) {
         self.issuer = issuer
         self.tokenEndpoint = tokenEndpoint
+        self.authorizationEndpoint = nil
         self.jwksURI = jwksURI
         self.userinfoEndpoint = userinfoEndpoint
         self.grantTypesSupported = grantTypesSupported
@@ -38,6 +40,7 @@ public struct ProviderMetadata: Equatable, Sendable {
         self.issuer = issuer
         self.tokenEndpoint = token
         self.jwksURI = try optionalEndpoint("jwks_uri")
+        self.authorizationEndpoint = try optionalEndpoint("authorization_endpoint")
         self.userinfoEndpoint = try optionalEndpoint("userinfo_endpoint")
         self.grantTypesSupported = document["grant_types_supported"]?.stringArray
     }

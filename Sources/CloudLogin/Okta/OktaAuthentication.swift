@@ -14,13 +14,15 @@ public final class OktaAuthentication: IdentityProvider {
 
     private let config: Config
     private let transport: HTTPTransport
+    private let cache: MetadataCache?
     private let clock: Clock
     private let log: EventLog
     private let base: String
 
-    public init(config: Config, transport: HTTPTransport, clock: Clock, log: EventLog) {
+    public init(config: Config, transport: HTTPTransport, cache: MetadataCache? = nil, clock: Clock, log: EventLog) {
         self.config = config
         self.transport = transport
+        self.cache = cache
         self.clock = clock
         self.log = log
         var base = config.oktaDomain ?? ""
@@ -113,7 +115,23 @@ public final class OktaAuthentication: IdentityProvider {
         if let last = user.lastName { claims["family_name"] = .string(last) }
         let name = [user.firstName, user.lastName].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: " ")
         if !name.isEmpty { claims["name"] = .string(name) }
-        return .accepted(Identity(subject: user.id, idpLogin: login, claims: claims))
+        var identity = Identity(subject: user.id, idpLogin: login, claims: claims)
+        // Groups come only from a verified ID token of the same user; without one, group
+        // mapping is off for this sign-in.
+        identity.groupsKnown = false
+        if config.oktaClientID != nil, let sessionToken = transaction.sessionToken {
+            let exchange = OktaGroupsExchange(config: config, transport: transport, cache: cache, clock: clock, log: log)
+            switch exchange.claims(sessionToken: sessionToken) {
+            case .success(let tokenClaims) where tokenClaims["sub"]?.stringValue == user.id:
+                identity.claims[config.groupsClaim] = tokenClaims[config.groupsClaim] ?? .array([])
+                identity.groupsKnown = true
+            case .success:
+                log.error("Okta's ID token names another user than the sign-in; groups ignored")
+            case .failure(let problem):
+                log.warning("cannot read the groups from Okta: \(problem); group mapping skipped for this sign-in")
+            }
+        }
+        return .accepted(identity)
     }
 
     func multiFactor(_ transaction: OktaTransaction, conversation: Conversation) -> Step {

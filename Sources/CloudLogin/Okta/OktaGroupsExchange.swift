@@ -1,0 +1,176 @@
+import COpenSSL
+
+/// Reads the user's groups after an Okta sign-in: the one-time `sessionToken` is exchanged for an
+/// ID token through the authorization code flow with PKCE (`prompt=none`, `sessionToken`), and
+/// the verified token's groups claim is used. Needs `[okta] client_id` and `redirect_uri` (a
+/// Native app); without them group mapping is off.
+struct OktaGroupsExchange {
+    let config: Config
+    let transport: HTTPTransport
+    let cache: MetadataCache?
+    let clock: Clock
+    let log: EventLog
+
+    /// The config of the OIDC side: the Okta authorization server and the Native app.
+    var oidcConfig: Config {
+        var oidc = config
+        oidc.provider = .oidc
+        oidc.issuer = config.oktaIssuer
+        oidc.clientID = config.oktaClientID ?? ""
+        oidc.tokenEndpoint = nil
+        oidc.jwksURI = nil
+        oidc.userinfoEndpoint = nil
+        return oidc
+    }
+
+    /// The verified ID-token claims for the session of `sessionToken`.
+    func claims(sessionToken: String) -> Result<[String: JSONValue], IdPProblem> {
+        guard let clientID = config.oktaClientID, let redirectURI = config.oktaRedirectURI, let issuer = config.oktaIssuer else {
+            return .failure(.misconfigured("no [okta] client_id/redirect_uri"))
+        }
+        let oidc = oidcConfig
+        let directory = ProviderDirectory(config: oidc, transport: transport, cache: cache, clock: clock, log: log)
+        let deadline = Deadline(clock: clock, seconds: config.timeout)
+        let metadata: ProviderMetadata
+        switch directory.discovery(deadline: deadline) {
+        case .success(let found): metadata = found
+        case .failure(let problem): return .failure(problem)
+        }
+        guard let authorize = metadata.authorizationEndpoint else {
+            return .failure(.misconfigured("the Okta authorization server lists no authorization_endpoint"))
+        }
+        guard let verifier = Self.randomToken(32), let state = Self.randomToken(16), let nonce = Self.randomToken(16) else {
+            return .failure(.misconfigured("no random numbers for PKCE"))
+        }
+        let challenge = Self.challenge(for: verifier)
+
+        // 1. The authorization request: Okta answers with a redirect carrying the code.
+        let query = [("client_id", clientID), ("response_type", "code"), ("response_mode", "query"),
+                     ("scope", config.oktaScopes.joined(separator: " ")), ("redirect_uri", redirectURI),
+                     ("state", state), ("nonce", nonce), ("code_challenge", challenge),
+                     ("code_challenge_method", "S256"), ("prompt", "none"), ("sessionToken", sessionToken)]
+        let url = authorize + (authorize.contains("?") ? "&" : "?") + Self.formEncoded(query)
+        let redirect: HTTPResponse
+        switch transport.send(HTTPRequest(method: .get, url: url), deadline: deadline) {
+        case .failure(let error): return .failure(IdPProblem(error, what: "Okta authorization request"))
+        case .success(let response): redirect = response
+        }
+        defer { redirect.body.wipe() }
+        guard (300...399).contains(redirect.status), let location = redirect.headers["location"] else {
+            return .failure(IdPProblem(status: redirect.status == 200 ? 400 : redirect.status, what: "Okta authorization request"))
+        }
+        guard location.hasPrefix(redirectURI) else {
+            return .failure(.misconfigured("Okta redirected somewhere other than redirect_uri"))
+        }
+        let parameters = Self.queryParameters(of: location)
+        if let error = parameters["error"] {
+            return .failure(.misconfigured("Okta refused the authorization request (\(ConfigParser.printable(error))); check that the app may use this authorization server"))
+        }
+        guard parameters["state"] == state, let code = parameters["code"], !code.isEmpty else {
+            return .failure(.misconfigured("Okta's redirect has no code for this request"))
+        }
+
+        // 2. The code for tokens, with the PKCE verifier.
+        let body = SecretBytes(capacity: 256)
+        body.append("grant_type=authorization_code&code=")
+        FormEncoding.append(code, to: body)
+        body.append("&redirect_uri=")
+        FormEncoding.append(redirectURI, to: body)
+        body.append("&client_id=")
+        FormEncoding.append(clientID, to: body)
+        body.append("&code_verifier=")
+        FormEncoding.append(verifier, to: body)
+        let request = HTTPRequest(method: .post, url: metadata.tokenEndpoint,
+                                  headers: ["Accept: application/json", "Content-Type: application/x-www-form-urlencoded"], body: body)
+        let response: HTTPResponse
+        switch transport.send(request, deadline: deadline) {
+        case .failure(let error): return .failure(IdPProblem(error, what: "Okta token request"))
+        case .success(let answer): response = answer
+        }
+        defer { response.body.wipe() }
+        guard response.status == 200 else { return .failure(IdPProblem(status: response.status, what: "Okta token request")) }
+        guard let token = JSONValue.parse(response.body)?["id_token"]?.stringValue else {
+            return .failure(.misconfigured("Okta's token response has no id_token"))
+        }
+
+        // 3. The ID token, verified like any other, and bound to this request by the nonce.
+        let verifierOfTokens = IDTokenVerifier(issuer: issuer, clientID: clientID, allowedAlgorithms: config.idTokenAlgorithms, clockSkew: config.clockSkew)
+        var refresh = false
+        while true {
+            let keys: KeySet
+            let fromCache: Bool
+            switch directory.keys(deadline: deadline, refresh: refresh) {
+            case .success(let found): (keys, fromCache) = found
+            case .failure(let problem): return .failure(problem)
+            }
+            do throws(IDTokenError) {
+                let claims = try verifierOfTokens.verify(token, keys: keys, now: clock.now())
+                guard claims["nonce"]?.stringValue == nonce else { return .failure(.misconfigured("Okta's ID token does not carry this request's nonce")) }
+                return .success(claims)
+            } catch .unknownKeyID where fromCache && !refresh {
+                refresh = true
+            } catch {
+                return .failure(.misconfigured(error.description))
+            }
+        }
+    }
+
+    static func randomToken(_ bytes: Int) -> String? {
+        var buffer = [UInt8](repeating: 0, count: bytes)
+        let ok = buffer.withUnsafeMutableBufferPointer { pointer in
+            pointer.baseAddress.map { COpenSSL_random($0, Int32(truncatingIfNeeded: bytes)) == 1 } ?? false
+        }
+        return ok ? Base64URL.encode(buffer) : nil
+    }
+
+    /// The S256 code challenge (RFC 7636 §4.2).
+    static func challenge(for verifier: String) -> String {
+        var digest = [UInt8](repeating: 0, count: 32)
+        var text = verifier
+        _ = text.withUTF8 { input in
+            digest.withUnsafeMutableBufferPointer { output in
+                guard let source = input.baseAddress, let target = output.baseAddress else { return Int32(0) }
+                return COpenSSL_sha256(source, input.count, target)
+            }
+        }
+        return Base64URL.encode(digest)
+    }
+
+    static func formEncoded(_ pairs: [(String, String)]) -> String {
+        pairs.map { key, value in
+            let output = SecretBytes(capacity: value.utf8.count + key.utf8.count + 8)
+            FormEncoding.append(key, to: output)
+            output.append(UInt8(ascii: "="))
+            FormEncoding.append(value, to: output)
+            return output.withBytes { String(decoding: $0, as: UTF8.self) }
+        }.joined(separator: "&")
+    }
+
+    /// The query parameters of a redirect URL, percent-decoded.
+    static func queryParameters(of url: String) -> [String: String] {
+        guard let questionMark = url.firstIndex(of: "?") else { return [:] }
+        let query = url[url.index(after: questionMark)...].prefix { $0 != "#" }
+        var result: [String: String] = [:]
+        for pair in query.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            guard let key = parts.first.map(String.init) else { continue }
+            result[key] = parts.count > 1 ? percentDecoded(String(parts[1])) : ""
+        }
+        return result
+    }
+
+    static func percentDecoded(_ text: String) -> String {
+        var bytes: [UInt8] = []
+        var iterator = Array(text.utf8).makeIterator()
+        while let byte = iterator.next() {
+            if byte == UInt8(ascii: "+") { bytes.append(UInt8(ascii: " ")); continue }
+            guard byte == UInt8(ascii: "%"), let high = iterator.next(), let low = iterator.next(),
+                  let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16) else {
+                bytes.append(byte)
+                continue
+            }
+            bytes.append(value)
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
