@@ -45,7 +45,7 @@ public final class OktaAuthentication: IdentityProvider {
         body.add("username", login)
         body.add("password", password)
         body.addRaw("options", #"{"multiOptionalFactorEnroll":false,"warnBeforePasswordExpired":true}"#)
-        let first = send("\(base)/api/v1/authn", body: body.finish())
+        let first = send("\(base)/api/v1/authn", body: body.finish(), retryWhenRateLimited: false)
         var transaction: OktaTransaction
         switch first {
         case .transaction(let answer): transaction = answer
@@ -159,7 +159,7 @@ public final class OktaAuthentication: IdentityProvider {
         }
         switch factor.kind {
         case .totp?:
-            return askForCode(transaction, url: verify.href, prompt: "\(factor.label): ", conversation: conversation)
+            return askForCode(transaction, url: verify.href, prompt: "\(factor.name): ", conversation: conversation)
         case .sms?:
             // The first verify sends the text message; the code goes to the challenge's link.
             switch send(verify.href, body: stateBody(transaction)) {
@@ -235,16 +235,18 @@ public final class OktaAuthentication: IdentityProvider {
         let started = clock.monotonicMilliseconds()
         let limit = Int64(truncatingIfNeeded: config.oktaPushTimeout) &* 1000
         var told = false
+        var toldNumber: Int?
         while true {
             if current.status != "MFA_CHALLENGE" { return .continueWith(current) }
-            if !told || current.correctAnswer != nil {
-                if let number = current.correctAnswer {
-                    conversation.tell("Approve the sign-in on Okta Verify: tap \(number) on your phone.")
-                    told = true
-                } else if !told {
-                    conversation.tell("Approve the sign-in on Okta Verify…")
-                    told = true
-                }
+            // Okta sends the number to tap only in poll answers, once the phone shows the
+            // three numbers: say it when it comes (once).
+            if let number = current.correctAnswer, number != toldNumber {
+                conversation.tell("Approve the sign-in on Okta Verify: tap \(number) on your phone.")
+                toldNumber = number
+                told = true
+            } else if !told {
+                conversation.tell("Approve the sign-in on Okta Verify…")
+                told = true
             }
             switch current.factorResult {
             case "REJECTED"?:
@@ -382,9 +384,22 @@ public final class OktaAuthentication: IdentityProvider {
         }
     }
 
-    /// POSTs `body` (JSON) to `url`, which must be on the configured Okta origin.
-    func send(_ url: String, body: SecretBytes) -> Answer {
+    /// POSTs `body` (JSON) to `url`, which must be on the configured Okta origin. Within a
+    /// transaction, a 429 is waited out (as Okta's headers say, at most 5 s, twice); on the
+    /// first request it means the IdP is unavailable.
+    func send(_ url: String, body: SecretBytes, retryWhenRateLimited: Bool = true) -> Answer {
         defer { body.wipe() }
+        var answer = sendOnce(url, body: body)
+        var retries = 0
+        while retryWhenRateLimited, retries < 2, case .rateLimited(let wait) = answer {
+            clock.sleep(milliseconds: min(wait, 5000))
+            answer = sendOnce(url, body: body)
+            retries += 1
+        }
+        return answer
+    }
+
+    private func sendOnce(_ url: String, body: SecretBytes) -> Answer {
         guard url.hasPrefix(base + "/"), HTTPSURL.isValid(url) else {
             log.error("Okta sent a link outside \(base); not following it")
             return .problem(.misconfigured("Okta sent a link outside okta_domain"))

@@ -113,17 +113,20 @@ public struct OktaFactor: Equatable, Sendable {
         verify = OktaLink.links(in: value["_links"])["verify"]
     }
 
-    /// How the factor is named in the menu.
-    public var label: String {
-        let base: String
+    /// What the factor is called: "Okta Verify code", "SMS code", …
+    public var name: String {
         switch kind {
-        case .totp?: base = provider == "GOOGLE" ? "Google Authenticator code" : "Okta Verify code"
-        case .push?: base = "Okta Verify push"
-        case .sms?: base = "SMS code"
-        case nil: base = factorType
+        case .totp?: return provider == "GOOGLE" ? "Google Authenticator code" : "Okta Verify code"
+        case .push?: return "Okta Verify push"
+        case .sms?: return "SMS code"
+        case nil: return factorType
         }
-        guard let detail, !detail.isEmpty else { return base }
-        return "\(base) (\(ConfigParser.printable(detail)))"
+    }
+
+    /// How the factor is named in the menu, with what tells two of a kind apart.
+    public var label: String {
+        guard let detail, !detail.isEmpty else { return name }
+        return "\(name) (\(ConfigParser.printable(detail)))"
     }
 }
 
