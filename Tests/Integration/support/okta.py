@@ -75,7 +75,8 @@ Sources (what each response shape was copied from)
      password-expired-error-complexity.js (403 E0000080 "The password does meet the
      complexity requirements of the current password policy." - sic); lib/constants.js
      (DEFAULT_POLLING_DELAY = 500 ms, the SDK's push poll interval).
-[O]  Okta OpenID Connect & OAuth 2.0 API reference, https://developer.okta.com/docs/reference/api/oidc/
+[O]  Okta OpenID Connect & OAuth 2.0 API reference,
+     https://developer.okta.com/docs/reference/api/oidc/
      (stored copy: okta/okta-developer-docs, .../docs/reference/api/oidc/index.md). Used for:
      custom authorization server URLs /oauth2/{id}/v1/...; /authorize parameters (sessionToken:
      "Okta one-time session token. This allows an API-based user sign-in flow"; prompt=none:
@@ -607,7 +608,7 @@ class OktaServer:
         self._auth_servers: dict[str, _AuthServer] = {}
         self._session_tokens: dict[str, _SessionToken] = {}
         self._codes: dict[str, _Code] = {}
-        self._access_tokens: dict[str, dict] = {}   # access token -> {"login", "scopes", "exp", ...}
+        self._access_tokens: dict[str, dict] = {}   # token -> {"login", "scopes", "exp", "as"}
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
 

@@ -783,7 +783,8 @@ def test_oidc_discovery_documents(okta):
     status, body = get_json(okta, issuer + "/.well-known/openid-configuration?client_id=0oaNOPE")
     assert status == 400 and body["errorCode"] == "invalid_client"
     status, oauth_meta = get_json(okta, issuer + "/.well-known/oauth-authorization-server")
-    assert status == 200 and oauth_meta["issuer"] == issuer and "userinfo_endpoint" not in oauth_meta
+    assert status == 200 and oauth_meta["issuer"] == issuer
+    assert "userinfo_endpoint" not in oauth_meta
     # two published keys; unknown servers are 404 E0000007
     status, jwks = get_json(okta, meta["jwks_uri"])
     assert status == 200 and len(jwks["keys"]) == 2
@@ -972,11 +973,12 @@ def test_oidc_unregistered_redirect_uri_or_client_is_an_error_page(okta, client)
     okta.add_oidc_client(cid, REDIRECT_URI)
     oidc = OIDCClient(okta, cid)
     session_token = signed_in(okta, client, login)
-    for overrides, text in (({"redirect_uri": "http://localhost:8400/evil"},
-                             b"The &#x27;redirect_uri&#x27; parameter must be a Login redirect URI"),
-                            ({"redirect_uri": REDIRECT_URI + "/"}, b"Login redirect URI"),
-                            ({"redirect_uri": None}, b"Login redirect URI"),
-                            ({"client_id": "0oaUNKNOWN"}, b"Invalid value for &#x27;client_id&#x27;"),
+    bad_redirect = b"The &#x27;redirect_uri&#x27; parameter must be a Login redirect URI"
+    for overrides, text in (({"redirect_uri": "http://localhost:8400/evil"}, bad_redirect),
+                            ({"redirect_uri": REDIRECT_URI + "/"}, bad_redirect),
+                            ({"redirect_uri": None}, bad_redirect),
+                            ({"client_id": "0oaUNKNOWN"},
+                             b"Invalid value for &#x27;client_id&#x27; parameter."),
                             ({"client_id": None}, b"client_id")):
         status, headers, raw = oidc.authorize(session_token, **overrides)
         assert status == 400 and "Location" not in headers, overrides
