@@ -27,7 +27,7 @@ def shipped(name: str) -> str:
     return text.replace("pam_cloudlogin.so", f"{MODULE} config={CONFIG}")
 
 
-def write_config(okta: OktaServer, **okta_section: str) -> None:
+def write_config(okta: OktaServer, users: str = "", **okta_section: str) -> None:
     section = {"factor": "ask", "push_timeout": "20", **okta_section}
     CONFIG.parent.mkdir(exist_ok=True)
     CONFIG.write_text(f"""[idp]
@@ -41,6 +41,7 @@ connect_timeout = 2
 [users]
 min_uid = 1000
 create = yes
+""" + users + """
 
 [okta]
 """ + "".join(f"{key} = {value}\n" for key, value in section.items()))
@@ -309,3 +310,38 @@ def test_abandoned_flow_is_cancelled(okta: OktaServer):
     code, _ = pam("abby", "Abby pw 1", code=None)  # the driver cannot answer the code prompt
     assert code == "PAM_AUTH_ERR"
     assert cancelled(okta, mark)
+
+
+# --- groups ------------------------------------------------------------------------------------
+
+def groups_of(user: str) -> set[str]:
+    return set(subprocess.run(["id", "-nG", user], capture_output=True, text=True, check=True).stdout.split())
+
+
+def test_groups_come_from_the_session_token_exchange(okta: OktaServer):
+    okta.add_oidc_client("0oa-cloudlogin", "com.example.cloudlogin:/callback")
+    write_config(okta, users="admin_groups = g-admins\nadmin_local_group = sudo\ndemote = yes\n",
+                 client_id="0oa-cloudlogin", redirect_uri="com.example.cloudlogin:/callback")
+    okta.add_user("gus" + SUFFIX, "Gus pw 1", groups=["g-admins", "Everyone"])
+    mark = okta.mark()
+    assert pam("gus", "Gus pw 1")[0] == "PAM_SUCCESS"
+    assert "sudo" in groups_of("gus")
+    seen = paths(okta, mark)
+    assert "/oauth2/default/v1/authorize" in seen and "/oauth2/default/v1/token" in seen
+    time.sleep(1.2)
+    okta.set_groups("gus" + SUFFIX, ["Everyone"])
+    assert pam("gus", "Gus pw 1")[0] == "PAM_SUCCESS"
+    assert "sudo" not in groups_of("gus")
+
+
+def test_without_an_oidc_client_groups_are_left_alone(okta: OktaServer):
+    write_config(okta, users="admin_groups = g-admins\nadmin_local_group = sudo\n")
+    okta.add_user("hal" + SUFFIX, "Hal pw 1", groups=["g-admins"])
+    mark = okta.mark()
+    assert pam("hal", "Hal pw 1")[0] == "PAM_SUCCESS"
+    assert "sudo" not in groups_of("hal")
+    assert not any(p.startswith("/oauth2/") for p in paths(okta, mark))
+    write_config(okta, users="allow_groups = g-admins\n")
+    time.sleep(1.2)
+    code, messages = pam("hal", "Hal pw 1")
+    assert code == "PAM_AUTH_ERR" and "not in allow_groups" in messages
