@@ -4,6 +4,7 @@
 #   make test       unit tests, trap lint, integration tests against a real IdP and libpam
 #   make demo       end to end: local IdP over HTTPS, a real PAM stack, the built module
 #   make install    DESTDIR/PREFIX honoured
+#   make fuzz       libFuzzer + ASan on the parsers, FUZZ_SECONDS each (seed corpus: Fuzz/Corpus)
 
 PREFIX      ?= /usr
 DESTDIR     ?=
@@ -23,7 +24,7 @@ RELEASE_FLAGS := -c release -Xswiftc -static-stdlib \
 
 BUILD := build
 
-.PHONY: deps all build test unit-test integration-test lint demo install uninstall clean
+.PHONY: deps all build test unit-test integration-test lint demo install uninstall clean fuzz
 
 all: build
 
@@ -56,6 +57,14 @@ integration-test: build
 	Tests/Integration/accounts/run-in-sandbox $(PYTHON) -m pytest -q -p no:cacheprovider Tests/Integration
 
 test: lint unit-test integration-test
+
+# libFuzzer targets for the config parser, JSON, ID tokens, JWKS and token-endpoint answers, built
+# with -sanitize=fuzzer,address in .build-fuzz (a separate scratch path; the release module is
+# never built with sanitizers). CI runs a short pass (.ci/run).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= fuzz-config fuzz-json fuzz-jwt fuzz-jwks fuzz-token-response
+fuzz: | $(TMPDIR)
+	scripts/fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 demo: deps build
 	scripts/demo
