@@ -4,6 +4,8 @@
 #   make test       unit tests, trap lint, integration tests against a real IdP and libpam
 #   make demo       end to end: local IdP over HTTPS, a real PAM stack, the built module
 #   make install    DESTDIR/PREFIX honoured
+#   make bench      CloudLogin against pam_unix, pam_exec+curl and bare curl -> BENCHMARKS.md
+#   make fuzz       libFuzzer + ASan on the parsers, FUZZ_SECONDS each (seed corpus: Fuzz/Corpus)
 
 PREFIX      ?= /usr
 DESTDIR     ?=
@@ -23,7 +25,7 @@ RELEASE_FLAGS := -c release -Xswiftc -static-stdlib \
 
 BUILD := build
 
-.PHONY: deps all build test unit-test integration-test lint demo install uninstall clean
+.PHONY: deps all build test unit-test integration-test lint demo install uninstall clean fuzz bench
 
 all: build
 
@@ -56,6 +58,19 @@ integration-test: build
 	Tests/Integration/accounts/run-in-sandbox $(PYTHON) -m pytest -q -p no:cacheprovider Tests/Integration
 
 test: lint unit-test integration-test
+
+# libFuzzer targets for the config parser, JSON, ID tokens, JWKS and token-endpoint answers, built
+# with -sanitize=fuzzer,address in .build-fuzz (a separate scratch path; the release module is
+# never built with sanitizers). CI runs a short pass (.ci/run).
+# The benchmark (DESIGN.md §6): real sudo in the sandbox, in a private network namespace.
+# Not part of `make test` or CI. BENCH_RUNS (default 25) runs per variant.
+bench: build
+	Tests/Integration/accounts/run-in-sandbox unshare --net -- $(PYTHON) bench/bench.py
+
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= fuzz-config fuzz-json fuzz-jwt fuzz-jwks fuzz-token-response
+fuzz: | $(TMPDIR)
+	scripts/fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 demo: deps build
 	scripts/demo

@@ -8,6 +8,9 @@
 #define CLOUDLOGIN_CCURL_SHIM_H
 
 #include <curl/curl.h>
+#include <malloc.h>
+#include <stdlib.h>
+#include <string.h>
 
 typedef size_t (*CCurl_write_callback)(char *_Nonnull ptr, size_t size, size_t nmemb,
                                        void *_Nullable userdata);
@@ -49,6 +52,35 @@ static inline CURLcode CCurl_getinfo_long(CURL *_Nonnull curl, CURLINFO info,
 static inline CURLcode CCurl_getinfo_double(CURL *_Nonnull curl, CURLINFO info,
                                             double *_Nonnull value) {
     return curl_easy_getinfo(curl, info, value);
+}
+
+/// libcurl assembles the request (headers, the Authorization line and a small POST body with the
+/// password) in buffers of its own and frees them without wiping, so the password and the client
+/// secret stayed in freed heap memory of the host process (found by Tests/Integration/
+/// test_memory.py). These allocators overwrite every block libcurl frees or moves.
+static void CCurl_wiping_free(void *_Nullable block) {
+    if (block == NULL) return;
+    explicit_bzero(block, malloc_usable_size(block));
+    free(block);
+}
+
+static void *_Nullable CCurl_wiping_realloc(void *_Nullable block, size_t size) {
+    void *moved;
+    size_t old;
+    if (block == NULL) return malloc(size);
+    old = malloc_usable_size(block);
+    moved = malloc(size == 0 ? 1 : size);
+    if (moved == NULL) return NULL; /* the old block stays valid, as realloc promises */
+    memcpy(moved, block, old < size ? old : size);
+    CCurl_wiping_free(block);
+    return moved;
+}
+
+/// curl_global_init with the wiping allocators (CURL_GLOBAL_SSL). If the host process already
+/// initialised libcurl, libcurl keeps the host's allocators and only counts the call. Never
+/// undone: curl_global_cleanup must not run inside a host process.
+static inline CURLcode CCurl_global_init_wiping(void) {
+    return curl_global_init_mem(CURL_GLOBAL_SSL, malloc, CCurl_wiping_free, CCurl_wiping_realloc, strdup, calloc);
 }
 
 /// CURLAUTH_BASIC is defined with a cast, which Swift does not import.

@@ -5,6 +5,7 @@
  *
  * Usage:  pamdriver --confdir DIR --service NAME [--user USER]
  *                   [--phase auth|acct|setcred|all] [--cycles N] [--silent] [--rss]
+ *                   [--hold | --hold-unwiped]
  *
  * The password is the first line of stdin (newline stripped; an empty line is
  * the empty password), read once at startup and reused for every cycle. If
@@ -25,6 +26,13 @@
  *                    THREADS <Threads from /proc/self/status>
  * --user may be omitted: PAM then starts without a user and a module that
  * asks for one gets $PAMDRIVER_ECHO_ON_ANSWER.
+ *
+ * With --hold:      after the last cycle the driver wipes and frees its own copy of the
+ *                   password, prints "HOLD <pid>" and waits until stdin reaches EOF, so a
+ *                   test can read its memory (/proc/PID/mem): whatever copy of the password
+ *                   is still there was left by libpam or a module (libpam wipes PAM_AUTHTOK
+ *                   and the conversation's answers at pam_end). --hold-unwiped does the
+ *                   same but keeps the driver's copy (a control: the search must find it).
  *
  * Exit status: 0 if it ran (whatever PAM returned), 2 on a usage error,
  * 1 if stdin could not be read or memory ran out.
@@ -238,7 +246,7 @@ static long proc_status_value(const char *key)
 static void usage(FILE *to)
 {
     fputs("usage: pamdriver --confdir DIR --service NAME [--user USER]\n"
-          "                 [--phase auth|acct|setcred|all] [--cycles N] [--silent] [--rss]\n"
+          "                 [--phase auth|acct|setcred|all] [--cycles N] [--silent] [--rss] [--hold]\n"
           "password: first line of stdin\n",
           to);
 }
@@ -253,7 +261,7 @@ int main(int argc, char **argv)
 {
     const char *confdir = NULL, *service = NULL, *user = NULL, *phase = "auth";
     long cycles = 1;
-    int silent = 0, rss = 0;
+    int silent = 0, rss = 0, hold = 0;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -265,6 +273,10 @@ int main(int argc, char **argv)
             silent = 1;
         } else if (strcmp(a, "--rss") == 0) {
             rss = 1;
+        } else if (strcmp(a, "--hold") == 0) {
+            hold = 1;
+        } else if (strcmp(a, "--hold-unwiped") == 0) {
+            hold = 2; /* the same, keeping the driver's own copy: a positive control */
         } else if (strcmp(a, "--confdir") == 0 && has_value) {
             confdir = argv[++i];
         } else if (strcmp(a, "--service") == 0 && has_value) {
@@ -357,6 +369,16 @@ int main(int argc, char **argv)
         printf("THREADS %ld\n", proc_status_value("Threads"));
     }
     fflush(stdout);
+    if (hold != 2)
+        wipe_password();
+    if (hold) {
+        char c;
+        ssize_t n;
+        printf("HOLD %ld\n", (long)getpid());
+        fflush(stdout);
+        while ((n = read(STDIN_FILENO, &c, 1)) > 0 || (n < 0 && errno == EINTR))
+            ;
+    }
     wipe_password();
     return 0;
 }

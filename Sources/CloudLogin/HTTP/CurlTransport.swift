@@ -34,7 +34,7 @@ public final class CurlTransport: HTTPTransport {
             let line = SecretBytes(capacity: authorization.count + 16)
             line.append("Authorization: ")
             line.append(authorization)
-            // curl copies the line; the copy is freed (not wiped) by curl_slist_free_all.
+            // curl copies the line; the copy is wiped when curl_slist_free_all frees it.
             line.withCString { headerList = curl_slist_append(headerList, $0) }
         }
 
@@ -143,8 +143,9 @@ private let responseSinkHeader: CCurl_write_callback = { pointer, size, count, u
 }
 
 /// curl_global_init once per process, on first use (it is not thread-safe, and must not be
-/// undone with curl_global_cleanup inside a host process).
-private let curlIsReady: Bool = curl_global_init(3 /* CURL_GLOBAL_SSL | CURL_GLOBAL_WIN32 */) == CURLE_OK
+/// undone with curl_global_cleanup inside a host process), with allocators that wipe what libcurl
+/// frees: its copies of the request body (the password) and the Authorization header.
+private let curlIsReady: Bool = CCurl_global_init_wiping() == CURLE_OK
 
 /// The version in the User-Agent and in `cloudlogin --version`.
 public enum CloudLoginVersion {

@@ -159,6 +159,9 @@ class LemonLDAP:
         self._log_offset = 0
         # Set by idp-server before start(): the server must outlive this process.
         self.daemon = False
+        # The address plackup listens on. The issuer stays https://127.0.0.1:PORT; the benchmark
+        # listens on 127.0.0.2 and puts a delaying proxy on 127.0.0.1:PORT (make bench).
+        self.bind_host = "127.0.0.1"
 
         self.ca_file = self.workdir / "ca.pem"
         self.ca_key_file = self.workdir / "ca.key"
@@ -480,7 +483,7 @@ languages = en
         )
         cmd = [
             PLACKUP, "-E", "deployment", "-s", "HTTP::Server::PSGI",
-            "--host", "127.0.0.1", "--port", str(self.port),
+            "--host", self.bind_host, "--port", str(self.port),
             "--enable-ssl", "--ssl-key-file", str(self.key_file),
             "--ssl-cert-file", str(self.cert_file),
             str(self.app_file),
@@ -525,8 +528,10 @@ languages = en
                 raise RuntimeError(
                     f"LemonLDAP::NG exited with status {self._proc.returncode}:\n{tail}")
             try:
-                conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=ctx,
+                conn = http.client.HTTPSConnection(self.bind_host, self.port, context=ctx,
                                                    timeout=5)
+                if self.bind_host != "127.0.0.1":
+                    ctx.check_hostname = False  # the certificate names 127.0.0.1
                 try:
                     conn.request("GET", "/.well-known/openid-configuration")
                     resp = conn.getresponse()
