@@ -68,7 +68,7 @@ bench: build
 	Tests/Integration/accounts/run-in-sandbox unshare --net -- $(PYTHON) bench/bench.py
 
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= fuzz-config fuzz-json fuzz-jwt fuzz-jwks fuzz-token-response
+FUZZ_TARGETS ?= fuzz-config fuzz-json fuzz-jwt fuzz-jwks fuzz-token-response fuzz-okta
 fuzz: | $(TMPDIR)
 	scripts/fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 

@@ -69,14 +69,12 @@ let package = Package(
 // libFuzzer targets (Fuzz/), only when CLOUDLOGIN_FUZZ=1: `make fuzz` builds them with
 // -sanitize=fuzzer,address in their own scratch path (.build-fuzz). They have no main (libFuzzer
 // brings it), so a normal build must not see them.
-// Later: the Okta Authentication API's transaction parsing (Sources/CloudLogin/Okta/) gets a
-// target here ("fuzz-okta-transaction", Fuzz/OktaTransaction/), a seed corpus in
-// Fuzz/Corpus/fuzz-okta-transaction/ and a line in FUZZ_TARGETS in the Makefile.
 if Context.environment["CLOUDLOGIN_FUZZ"] == "1" {
     package.targets.append(.target(name: "FuzzSupport", dependencies: ["CloudLogin"], path: "Fuzz/Support"))
     package.targets.append(.target(name: "FuzzDriver", path: "Fuzz/Driver"))
     for (name, folder) in [("fuzz-config", "Config"), ("fuzz-json", "JSON"), ("fuzz-jwt", "JWT"),
-                           ("fuzz-jwks", "JWKS"), ("fuzz-token-response", "TokenResponse")] {
+                           ("fuzz-jwks", "JWKS"), ("fuzz-token-response", "TokenResponse"),
+                           ("fuzz-okta", "Okta")] {
         package.targets.append(.executableTarget(name: name, dependencies: ["CloudLogin", "FuzzSupport", "FuzzDriver"], path: "Fuzz/\(folder)",
                                                  swiftSettings: [.unsafeFlags(["-parse-as-library"])]))
     }

@@ -39,6 +39,7 @@ public struct FixtureClock: Clock {
     public init() {}
     public func now() -> Int64 { fixtureNow }
     public func monotonicMilliseconds() -> Int64 { 1_000_000 }
+    public func sleep(milliseconds: Int64) {}
 }
 
 /// An IdP in memory: every request gets `answer`.

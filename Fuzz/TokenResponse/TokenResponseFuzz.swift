@@ -33,7 +33,7 @@ public func fuzzTokenResponse(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt
         let transport = OneAnswerTransport(status: status, body: body)
         let directory = ProviderDirectory(config: config, transport: transport, cache: nil, clock: FixtureClock(), log: SilentLog())
         let grant = OIDCPasswordGrant(config: config, transport: transport, directory: directory, clock: FixtureClock(), log: SilentLog())
-        verdict = grant.verifyPassword(login: "alice", password: SecretBytes("pw".utf8),
+        verdict = grant.verifyPassword(login: "alice", password: SecretBytes("pw".utf8), conversation: NoConversation(),
                                        deadline: Deadline(clock: FixtureClock(), seconds: 10))
     } else {
         verdict = TokenEndpointError.classify(status: status, body: SecretBytes(body))
