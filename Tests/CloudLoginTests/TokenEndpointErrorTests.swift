@@ -34,7 +34,10 @@ import Testing
         (400, "", .rejected),
         (401, "", .rejected),
         (403, "", .rejected),
-        (403, "<html>Forbidden</html>", .rejected),
+        (403, "<html>Forbidden</html>", .misconfigured), // a proxy's page is not the IdP's no
+        (401, "{}", .rejected),
+        (400, "<html>Bad Request</html>", .misconfigured),
+        (401, "Unauthorized", .misconfigured),
         (404, "", .misconfigured),
         (405, "", .misconfigured),
         (302, "", .misconfigured),

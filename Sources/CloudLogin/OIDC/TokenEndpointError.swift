@@ -58,9 +58,14 @@ public enum TokenEndpointError {
         case let other?:
             return .problem(.misconfigured("the token endpoint answered HTTP \(status) with error '\(ConfigParser.printable(other))'"))
         case nil:
-            // No usable body. Some IdPs refuse bad credentials with a bare 400/401/403.
+            // Some IdPs refuse bad credentials with a bare 400/401/403 and no body. A page that
+            // is not JSON (a proxy's or firewall's) is not the IdP's word on the password.
             switch status {
-            case 400, 401, 403: return .rejected(.badCredentials)
+            case 400, 401, 403:
+                guard body.isEmpty || document != nil else {
+                    return .problem(.misconfigured("the token endpoint answered HTTP \(status) with a page that is not JSON (a proxy in the way?)"))
+                }
+                return .rejected(.badCredentials)
             default: return .problem(.misconfigured("the token endpoint answered HTTP \(status); check token_endpoint or issuer"))
             }
         }
