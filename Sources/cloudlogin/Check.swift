@@ -76,6 +76,7 @@ struct Check: ParsableCommand {
                                          ("files.cache-dir", config.cacheDirectory, 0o700 as mode_t, "cache directory (cache_dir)")] {
             switch FileCheck.stateDirectory(path, wanted: wanted, what: what) {
             case .fine(let text): report.add(id, .ok, .none, text, fix: nil)
+            case .loose(let text): report.add(id, .warning, .none, text, fix: "chmod \(FileCheck.octal(wanted)) \(path)")
             case .missing(let text): report.add(id, .warning, .none, text, fix: "install -d -o root -g root -m \(FileCheck.octal(wanted)) \(path)")
             case .unsafe(let problem): report.add(id, .error, .local, problem.message, fix: problem.fix)
             }

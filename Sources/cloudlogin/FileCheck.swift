@@ -9,6 +9,8 @@ enum FileCheck {
 
     enum DirectoryState {
         case fine(String)
+        /// Safe, but more open than CloudLogin makes it.
+        case loose(String)
         case missing(String)
         case unsafe(Problem)
     }
@@ -92,8 +94,7 @@ enum FileCheck {
                                    fix: "chmod \(octal(wanted)) \(path)"))
         }
         if info.st_mode & 0o7777 & ~wanted != 0 {
-            return .unsafe(Problem(message: "files: the \(what) \(path) is mode \(octal(info.st_mode)), more open than \(octal(wanted))",
-                                   fix: "chmod \(octal(wanted)) \(path)"))
+            return .loose("files: the \(what) \(path) is mode \(octal(info.st_mode)), more open than the \(octal(wanted)) CloudLogin gives it (readable, not writable, by others)")
         }
         return .fine("files: the \(what) \(path) is owned by root, mode \(octal(info.st_mode))")
     }

@@ -86,6 +86,9 @@ struct Setup: ParsableCommand {
         if report.findings.contains(where: { $0.status == .error }) {
             fail(2, "the identity provider check failed; nothing written to \(config)")
         }
+        if let testUser, !report.findings.contains(where: { $0.id == "idp.grant" && $0.status == .ok }) {
+            fail(2, "\(testUser) could not sign in with the password grant; nothing written to \(config)")
+        }
 
         switch ConfigWriter.write(text, to: config, replace: force) {
         case .failure(let why): fail(1, "cannot write \(config): \(why)")
