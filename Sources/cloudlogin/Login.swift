@@ -37,7 +37,7 @@ struct Login: ParsableCommand {
             log.step("cache", "the cache \(config.cacheDirectory) is not used (not root, or unsafe): discovery and JWKS come from the network")
         }
         let accounts = TracingAccounts(ShadowUtilsAccounts(), log: log, dryRun: dryRun)
-        let state = TracingState(StateDirectory(path: config.stateDirectory), log: log, dryRun: dryRun)
+        let state = TracingState(StateDirectory(path: config.stateDirectory), directory: config.stateDirectory, log: log, dryRun: dryRun)
         let canChange = geteuid() == 0
         let flow = LoginFlow(config: config, transport: transport, cache: cache, accounts: accounts, state: state,
                              clock: clock, log: log, canChangeAccounts: canChange)

@@ -164,16 +164,24 @@ final class TracingState: ManagedUserStore {
     private let log: TerminalLog
     private let dryRun: Bool
     private var pending: [String: ManagedUser] = [:]
+    /// The records' directory: a dry run on a machine where no sign-in happened yet finds none.
+    private let recordsDirectory: String
 
-    init(_ inner: ManagedUserStore, log: TerminalLog, dryRun: Bool) {
+    init(_ inner: ManagedUserStore, directory: String, log: TerminalLog, dryRun: Bool) {
         self.inner = inner
+        self.recordsDirectory = "\(directory)/users"
         self.log = log
         self.dryRun = dryRun
     }
 
     func user(named name: String) -> Result<ManagedUser?, AccountError> {
         if let record = pending[name] { return .success(record) }
-        return inner.user(named: name)
+        let found = inner.user(named: name)
+        if dryRun, case .failure = found, access(recordsDirectory, F_OK) != 0 {
+            // The real sign-in creates the directory before its first record.
+            return .success(nil)
+        }
+        return found
     }
 
     func save(_ user: ManagedUser) -> Result<Void, AccountError> {
