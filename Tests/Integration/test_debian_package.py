@@ -50,11 +50,6 @@ def installed() -> bool:
     return proc.returncode == 0 and "installed" in proc.stdout.split()
 
 
-def _mount_tmpfs(path: pathlib.Path) -> None:
-    path.mkdir(exist_ok=True)
-    sh("mount", "-n", "-t", "tmpfs", "-o", "mode=0755,nosuid,nodev,size=64m", "cloudlogin-state", str(path))
-
-
 @pytest.fixture(scope="module")
 def deb(tmp_path_factory) -> pathlib.Path:
     out = tmp_path_factory.mktemp("deb")
@@ -84,8 +79,12 @@ def fresh_root():
     shutil.rmtree(PAMD)
     shutil.copytree(SANDBOX_INFO / "orig" / "pam.d", PAMD, symlinks=True)
     shutil.rmtree(CONFIG.parent, ignore_errors=True)
+    # The sandbox's tmpfs on the state and cache directories (with what earlier tests left
+    # there) are moved aside, in this private mount namespace, and moved back afterwards.
     for d in (STATE, CACHE):
-        sh("umount", str(d), check=False)  # the sandbox's tmpfs (private mount namespace)
+        aside = saved / f"mount-{d.name}-{d.parent.name}"
+        aside.mkdir()
+        sh("mount", "-n", "--move", str(d), str(aside))
         shutil.rmtree(d, ignore_errors=True)
         assert not d.exists()
     assert not installed() and not MODULE.exists() and not PROFILE.exists()
@@ -99,7 +98,8 @@ def fresh_root():
         shutil.copytree(saved / "cloudlogin", CONFIG.parent, symlinks=True)
     for d in (STATE, CACHE):
         shutil.rmtree(d, ignore_errors=True)
-        _mount_tmpfs(d)
+        d.mkdir()
+        sh("mount", "-n", "--move", str(saved / f"mount-{d.name}-{d.parent.name}"), str(d))
     shutil.rmtree(saved, ignore_errors=True)
 
 
