@@ -529,3 +529,18 @@ def test_pam_cloudlogin_8_documents_the_module_arguments():
     source = (ROOT / "Sources/CloudLoginPAM/ModuleArguments.swift").read_text()
     for argument in ("config=", "debug", "try_first_pass", "use_first_pass"):
         assert argument in source and argument in page
+
+
+def test_make_install_and_uninstall_handle_the_man_pages(tmp_path):
+    root = tmp_path / "root"
+    make = ["make", "-s", f"DESTDIR={root}", "PREFIX=/usr/local"]
+    proc = subprocess.run(make + ["install"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    man = root / "usr/local/share/man"
+    for page, section in (("cloudlogin.1", "man1"), ("cloudlogin.conf.5", "man5"), ("pam_cloudlogin.8", "man8")):
+        installed = man / section / page
+        assert installed.read_bytes() == (MAN / page).read_bytes() and installed.stat().st_mode & 0o777 == 0o644
+    proc = subprocess.run(make + ["uninstall"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert [p for p in man.rglob("*") if p.is_file()] == []
+    assert not (root / "usr/local/bin/cloudlogin").exists()
