@@ -100,3 +100,31 @@ clean:
 
 deps:
 	scripts/install-deps
+
+# ---- Admin experience (issue 5): man pages, Debian package ---------------------------------
+#   make install      also installs the man pages cloudlogin(1), cloudlogin.conf(5), pam_cloudlogin(8)
+#   make deb          build/cloudlogin_VERSION_ARCH.deb (dpkg-deb; see scripts/build-deb)
+MANDIR   ?= $(PREFIX)/share/man
+MANPAGES := man/cloudlogin.1 man/cloudlogin.conf.5 man/pam_cloudlogin.8
+
+.PHONY: install-man uninstall-man deb
+
+install: install-man
+uninstall: uninstall-man
+
+install-man:
+	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
+	install -m 0644 man/cloudlogin.1 $(DESTDIR)$(MANDIR)/man1/cloudlogin.1
+	install -m 0644 man/cloudlogin.conf.5 $(DESTDIR)$(MANDIR)/man5/cloudlogin.conf.5
+	install -m 0644 man/pam_cloudlogin.8 $(DESTDIR)$(MANDIR)/man8/pam_cloudlogin.8
+
+uninstall-man:
+	rm -f $(DESTDIR)$(MANDIR)/man1/cloudlogin.1 $(DESTDIR)$(MANDIR)/man5/cloudlogin.conf.5 \
+		$(DESTDIR)$(MANDIR)/man8/pam_cloudlogin.8
+
+deb: build | $(TMPDIR)
+	scripts/build-deb $(BUILD)
+
+# The integration tests install the .deb (dpkg -i) inside the sandbox: with this, the sandbox
+# also puts a private overlay on /usr (Tests/Integration/accounts/run-in-sandbox).
+integration-test: export CLOUDLOGIN_SANDBOX_USR = 1

@@ -9,7 +9,7 @@ struct CloudLoginCommand: ParsableCommand {
         commandName: "cloudlogin",
         abstract: "Set up and diagnose CloudLogin, the PAM module for signing in to Linux with a cloud identity.",
         version: CloudLoginVersion.string,
-        subcommands: [Check.self, Login.self, Status.self]
+        subcommands: [Setup.self, Check.self, Login.self, Status.self]
     )
 }
 
@@ -20,7 +20,7 @@ struct ConfigOption: ParsableArguments {
 
     /// Loads the config as the module would, printing warnings; exits 1 on an error.
     func load() throws -> Config {
-        switch ConfigLoader.load(path: config) {
+        switch ConfigLoader.load(path: config, owner: ConfigOption.owner) {
         case .failure(let problem):
             printError("error: \(problem)")
             throw ExitCode(1)
@@ -29,6 +29,11 @@ struct ConfigOption: ParsableArguments {
             return loaded
         }
     }
+}
+
+extension ConfigOption {
+    /// The uid that must own the config and secret files: root, as in the module.
+    static let owner: uid_t = 0
 }
 
 /// Standard error, for what is not the command's result.
@@ -48,5 +53,10 @@ struct TerminalLog: EventLog {
         case .warning: printError("warning: \(message)")
         case .error: printError("error: \(message)")
         }
+    }
+
+    /// One step of `cloudlogin login --trace`: "trace: [phase] message".
+    func step(_ phase: String, _ message: @autoclosure () -> String) {
+        if trace { printError("trace: [\(phase)] \(message())") }
     }
 }

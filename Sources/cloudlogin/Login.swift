@@ -19,13 +19,38 @@ struct Login: ParsableCommand {
     @Flag(name: .long, help: "Read the password from the first line of standard input instead of the terminal.")
     var passwordStdin = false
 
-    @Flag(name: .long, help: "Show each step of the flow.")
+    @Flag(name: .long, help: "Show each step of the flow: screening, cache or network, requests, verified claims, name mapping, local changes, PAM code.")
     var trace = false
+
+    @Flag(name: .long, help: "Change nothing locally: show what the sign-in would change (account, password, groups, record).")
+    var dryRun = false
 
     func run() throws {
         let config = try options.load()
         let log = TerminalLog(trace: trace)
-        let flow = LoginFlow.system(config: config, log: log)
+        let clock = SystemClock()
+        let transport = TracingTransport(CurlTransport(caFile: config.caFile, connectTimeoutSeconds: config.connectTimeout), clock: clock, log: log)
+        var cache: MetadataCache?
+        if let disk = DiskMetadataCache(directory: config.cacheDirectory, log: log) {
+            cache = TracingCache(disk, clock: clock, log: log)
+        } else {
+            log.step("cache", "the cache \(config.cacheDirectory) is not used (not root, or unsafe): discovery and JWKS come from the network")
+        }
+        let accounts = TracingAccounts(ShadowUtilsAccounts(), log: log, dryRun: dryRun)
+        let state = TracingState(StateDirectory(path: config.stateDirectory), directory: config.stateDirectory, log: log, dryRun: dryRun)
+        let canChange = geteuid() == 0
+        let flow = LoginFlow(config: config, transport: transport, cache: cache, accounts: accounts, state: state,
+                             clock: clock, log: log, canChangeAccounts: canChange)
+        log.step("config", "\(config.path): provider \(config.provider.rawValue), issuer \(config.issuer ?? config.oktaDomain ?? "-"), client \(config.clientID), username_suffix '\(config.usernameSuffix)'")
+        if !canChange { log.step("local", "not running as root: the local account is not changed (as in a screen locker)") }
+        switch flow.screen(typedName: user) {
+        case .cloud(let login, let localName):
+            log.step("screen", "cloud user: the IdP is asked about \(login)" + (localName.map { "; local name \($0)" } ?? "; the local name comes from the \(config.nameClaim) claim"))
+        case .localOnly(let reason):
+            log.step("screen", "local-only user (\(reason.rawValue)): left to pam_unix; the password is not asked for and never sent")
+        case .refuse(let reason):
+            log.step("screen", "refused before anything is sent: \(reason.rawValue)")
+        }
         let conversation = TerminalConversation(fromStandardInput: passwordStdin)
         let outcome = flow.authenticate(typedName: user, conversation: conversation) {
             passwordStdin ? PasswordReader.fromStandardInput() : PasswordReader.fromTerminal(prompt: "Password: ")
@@ -34,6 +59,15 @@ struct Login: ParsableCommand {
             for fetch in flow.directory.fetches { printError("trace: fetched \(fetch)") }
         }
         let result = PAMResult(for: outcome)
+        if case .accepted(let identity, let localName, let created) = outcome {
+            log.step("claims", "verified identity: subject \(identity.subject), claims \(identity.claims.keys.sorted().joined(separator: ", ")) (no token is shown)")
+            let claimValue = identity.claims[config.nameClaim]?.stringValue ?? "?"
+            log.step("name", "\(config.nameClaim) = '\(claimValue)' -> local account \(localName)\(created ? " (created now)" : "")")
+            let groups = identity.groups(claim: config.groupsClaim)
+            log.step("groups", "\(config.groupsClaim): \(groups.isEmpty ? "none" : groups.joined(separator: ", "))")
+        }
+        if accounts.changes.isEmpty, case .accepted = outcome { log.step("local", "nothing to change: the local account already matches") }
+        log.step("pam", "outcome \(outcome.summary) -> \(PAMResult.name(of: result.code))")
         print("outcome: \(outcome.summary)")
         print("pam: \(PAMResult.name(of: result.code))")
         if let message = result.message { print("user sees: \(message)") }
@@ -44,6 +78,9 @@ struct Login: ParsableCommand {
                 guard let value = identity.claims[key] else { continue }
                 print("claim \(key): \(render(value))")
             }
+        }
+        if dryRun {
+            print(accounts.changes.isEmpty ? "dry run: no local change" : "dry run: would " + accounts.changes.joined(separator: "; "))
         }
         if result.code != 0 { throw ExitCode(3) }
     }

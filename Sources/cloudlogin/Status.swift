@@ -14,6 +14,9 @@ struct Status: ParsableCommand {
     @Argument(help: "Show only this local user.")
     var user: String?
 
+    @Flag(name: .long, help: "Print the records as one JSON object.")
+    var json = false
+
     func run() throws {
         let config = try options.load()
         let store = StateDirectory(path: config.stateDirectory)
@@ -22,7 +25,12 @@ struct Status: ParsableCommand {
             switch store.user(named: user) {
             case .success(let record?): users = [record]
             case .success(nil):
-                print("\(user): not managed by CloudLogin")
+                if json {
+                    print(JSONText.object([("state_dir", .string(config.stateDirectory)), ("users", .array([])),
+                                           ("not_managed", .string(user))]).rendered)
+                } else {
+                    print("\(user): not managed by CloudLogin")
+                }
                 throw ExitCode(4)
             case .failure(let error):
                 printError("error: \(error)")
@@ -36,8 +44,12 @@ struct Status: ParsableCommand {
                 throw ExitCode(1)
             }
         }
-        if users.isEmpty { print("no managed accounts in \(config.stateDirectory)") }
         let now = SystemClock().now()
+        if json {
+            print(JSONText.object([("state_dir", .string(config.stateDirectory)), ("users", .array(users.map { Self.json($0, config: config, now: now) }))]).rendered)
+            return
+        }
+        if users.isEmpty { print("no managed accounts in \(config.stateDirectory)") }
         for record in users {
             let offline: String
             switch OfflinePolicy.decide(record: record, config: config, now: now) {
@@ -55,6 +67,20 @@ struct Status: ParsableCommand {
               groups granted by CloudLogin: \(record.grantedGroups.isEmpty ? "none" : record.grantedGroups.joined(separator: ", "))
             """)
         }
+    }
+
+    static func json(_ record: ManagedUser, config: Config, now: Int64) -> JSONText {
+        var offline: [(String, JSONText)]
+        switch OfflinePolicy.decide(record: record, config: config, now: now) {
+        case .allowed(let days): offline = [("allowed", .bool(true)), ("days_left", .int(Int64(truncatingIfNeeded: days)))]
+        case .refused(let reason): offline = [("allowed", .bool(false)), ("reason", .string(reason.rawValue))]
+        }
+        return .object([
+            ("name", .string(record.name)), ("subject", .string(record.subject)), ("idp_login", .string(record.idpLogin)),
+            ("origin", .string(record.origin.rawValue)), ("last_online_success", .int(record.lastOnlineSuccess)),
+            ("last_verdict", .string(record.lastVerdict.rawValue)), ("allowed", .bool(record.allowed)),
+            ("offline", .object(offline)), ("granted_groups", .array(record.grantedGroups.map { .string($0) })),
+        ])
     }
 
     /// "2026-11-30 02:15:00 UTC", without Foundation's formatters.

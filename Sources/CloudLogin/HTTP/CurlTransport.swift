@@ -146,8 +146,3 @@ private let responseSinkHeader: CCurl_write_callback = { pointer, size, count, u
 /// undone with curl_global_cleanup inside a host process), with allocators that wipe what libcurl
 /// frees: its copies of the request body (the password) and the Authorization header.
 private let curlIsReady: Bool = CCurl_global_init_wiping() == CURLE_OK
-
-/// The version in the User-Agent and in `cloudlogin --version`.
-public enum CloudLoginVersion {
-    public static let string = "0.1.0"
-}

@@ -61,6 +61,9 @@ START_TIMEOUT = 20.0
 
 CONFIDENTIAL_CLIENT_ID = "linux-login"
 PUBLIC_CLIENT_ID = "linux-public"
+# A confidential client whose registration does not allow the password grant (LLNG answers
+# unauthorized_client), for `cloudlogin check --test-user`. Same secret as linux-login.
+NOGRANT_CLIENT_ID = "linux-nogrant"
 
 # Wraps the portal: one access-log line per request ("POST /oauth2/token 200"),
 # flushed at once, written before the response goes on the wire. A request
@@ -185,6 +188,7 @@ class LemonLDAP:
         self.clients = {
             "confidential": (CONFIDENTIAL_CLIENT_ID, self._secret),
             "public": (PUBLIC_CLIENT_ID, None),
+            "no-password-grant": (NOGRANT_CLIENT_ID, self._secret),
         }
         self._set_urls()
         self._init_db()
@@ -357,11 +361,11 @@ languages = en
         sig_pub = sig_key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
-        def rp(client_id: str, secret: str | None) -> dict:
+        def rp(client_id: str, secret: str | None, password_grant: int = 1) -> dict:
             opts = {
                 "oidcRPMetaDataOptionsClientID": client_id,
                 "oidcRPMetaDataOptionsDisplayName": client_id,
-                "oidcRPMetaDataOptionsAllowPasswordGrant": 1,
+                "oidcRPMetaDataOptionsAllowPasswordGrant": password_grant,
                 "oidcRPMetaDataOptionsIDTokenSignAlg": "RS256",
                 "oidcRPMetaDataOptionsIDTokenForceClaims": 1,
                 "oidcRPMetaDataOptionsBypassConsent": 1,
@@ -441,10 +445,12 @@ languages = en
             "oidcRPMetaDataOptions": {
                 CONFIDENTIAL_CLIENT_ID: rp(CONFIDENTIAL_CLIENT_ID, self._secret),
                 PUBLIC_CLIENT_ID: rp(PUBLIC_CLIENT_ID, None),
+                NOGRANT_CLIENT_ID: rp(NOGRANT_CLIENT_ID, self._secret, password_grant=0),
             },
             "oidcRPMetaDataExportedVars": {
                 CONFIDENTIAL_CLIENT_ID: dict(claims),
                 PUBLIC_CLIENT_ID: dict(claims),
+                NOGRANT_CLIENT_ID: dict(claims),
             },
         }
         tmp = self.conf_dir / "lmConf-1.json.tmp"

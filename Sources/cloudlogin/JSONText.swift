@@ -1,0 +1,52 @@
+/// A small JSON writer for `--json` output (objects keep the order they are built in, so the
+/// output is stable for scripts and tests).
+indirect enum JSONText {
+    case string(String)
+    case int(Int64)
+    case bool(Bool)
+    case null
+    case array([JSONText])
+    case object([(String, JSONText)])
+
+    var rendered: String {
+        switch self {
+        case .string(let text): return Self.quote(text)
+        case .int(let number): return String(number)
+        case .bool(let flag): return flag ? "true" : "false"
+        case .null: return "null"
+        case .array(let values): return "[" + values.map(\.rendered).joined(separator: ",") + "]"
+        case .object(let members): return "{" + members.map { Self.quote($0.0) + ":" + $0.1.rendered }.joined(separator: ",") + "}"
+        }
+    }
+
+    static func optional(_ text: String?) -> JSONText {
+        text.map { .string($0) } ?? .null
+    }
+
+    static func quote(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if scalar.value < 0x20 {
+                    let hex = String(scalar.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out + "\""
+    }
+}
+
+/// A value from the IdP or the command line as it may be shown: control characters replaced,
+/// at most 80 characters.
+func printableValue<S: StringProtocol>(_ value: S) -> String {
+    String(value.prefix(80).map { $0.isASCII && ($0.asciiValue ?? 0) < 0x20 ? "?" : $0 })
+}

@@ -1,0 +1,204 @@
+import CloudLogin
+import Glibc
+
+/// Wrappers around the core's seams that tell the admin what happened, for `cloudlogin login
+/// --trace` and `cloudlogin check`. They see requests and answers but print no body, header
+/// value or password: only method, URL, status, time and (for refusals) the OAuth error code.
+
+/// One HTTP exchange, as far as it may be shown.
+struct TracedExchange {
+    var method: String
+    var url: String
+    var status: Int?
+    var failure: String?
+    var transportError: TransportError?
+    var milliseconds: Int64
+    /// `error` of a non-200 JSON answer (RFC 6749 §5.2), e.g. "unauthorized_client".
+    var oauthError: String?
+}
+
+final class TracingTransport: HTTPTransport {
+    private let inner: HTTPTransport
+    private let clock: Clock
+    private let log: TerminalLog
+    private(set) var exchanges: [TracedExchange] = []
+
+    init(_ inner: HTTPTransport, clock: Clock = SystemClock(), log: TerminalLog) {
+        self.inner = inner
+        self.clock = clock
+        self.log = log
+    }
+
+    func send(_ request: HTTPRequest, deadline: Deadline) -> Result<HTTPResponse, TransportError> {
+        let started = clock.monotonicMilliseconds()
+        let result = inner.send(request, deadline: deadline)
+        var exchange = TracedExchange(method: request.method.rawValue, url: request.url, status: nil, failure: nil, transportError: nil,
+                                      milliseconds: clock.monotonicMilliseconds() &- started, oauthError: nil)
+        switch result {
+        case .success(let response):
+            exchange.status = response.status
+            if response.status != 200, let error = JSONValue.parse(response.body)?["error"]?.stringValue {
+                exchange.oauthError = printableValue(error)
+            }
+        case .failure(let error):
+            exchange.failure = error.description
+            exchange.transportError = error
+        }
+        exchanges.append(exchange)
+        let what = request.body == nil ? "" : " (form body with the password: not shown)"
+        let answer = exchange.status.map { "HTTP \($0)" + (exchange.oauthError.map { " error=\($0)" } ?? "") } ?? "failed: \(exchange.failure ?? "")"
+        log.step("network", "\(exchange.method) \(exchange.url)\(what) -> \(answer) in \(exchange.milliseconds) ms")
+        return result
+    }
+}
+
+/// Tells whether discovery and JWKS came from the disk cache or the network.
+final class TracingCache: MetadataCache {
+    private let inner: MetadataCache
+    private let log: TerminalLog
+    private let clock: Clock
+
+    init(_ inner: MetadataCache, clock: Clock = SystemClock(), log: TerminalLog) {
+        self.inner = inner
+        self.log = log
+        self.clock = clock
+    }
+
+    static func kind(of name: String) -> String {
+        if name.hasSuffix(".discovery.json") { return "discovery document" }
+        if name.hasSuffix(".jwks.json") { return "JWKS" }
+        return name
+    }
+
+    func read(_ name: String) -> (fetchedAt: Int64, body: [UInt8])? {
+        let found = inner.read(name)
+        if let found {
+            log.step("cache", "\(Self.kind(of: name)) in the cache, fetched \(clock.now() &- found.fetchedAt) s ago (fresh for \(ProviderDirectory.freshSeconds) s)")
+        } else {
+            log.step("cache", "no \(Self.kind(of: name)) in the cache")
+        }
+        return found
+    }
+
+    func write(_ name: String, body: [UInt8], fetchedAt: Int64) {
+        log.step("cache", "storing the \(Self.kind(of: name)) (\(body.count) bytes)")
+        inner.write(name, body: body, fetchedAt: fetchedAt)
+    }
+}
+
+/// Reports every change to the local user and group database; with `dryRun`, changes nothing
+/// and answers as if each change had worked.
+final class TracingAccounts: LocalAccountStore {
+    private let inner: LocalAccountStore
+    private let log: TerminalLog
+    private let dryRun: Bool
+    private(set) var changes: [String] = []
+    private var created: Set<String> = []
+
+    init(_ inner: LocalAccountStore, log: TerminalLog, dryRun: Bool) {
+        self.inner = inner
+        self.log = log
+        self.dryRun = dryRun
+    }
+
+    private func change(_ what: String, _ perform: () -> Result<Void, AccountError>) -> Result<Void, AccountError> {
+        changes.append(what)
+        if dryRun {
+            log.step("local", "would \(what) (--dry-run: not done)")
+            return .success(())
+        }
+        let result = perform()
+        switch result {
+        case .success: log.step("local", "did \(what)")
+        case .failure(let error): log.step("local", "could not \(what): \(error)")
+        }
+        return result
+    }
+
+    func account(named name: String) -> LocalAccount? {
+        if let found = inner.account(named: name) { return found }
+        // A dry run pretends the account it "created" exists, as the real run would see it.
+        return created.contains(name) ? LocalAccount(name: name, uid: UInt32.max, gid: UInt32.max, home: "/home/\(name)") : nil
+    }
+
+    func createAccount(name: String, gecos: String, shell: String) -> Result<Void, AccountError> {
+        let result = change("create the account \(name) (useradd -m, GECOS '\(gecos)', shell \(shell))") {
+            inner.createAccount(name: name, gecos: gecos, shell: shell)
+        }
+        if dryRun { created.insert(name) }
+        return result
+    }
+
+    func gecos(of name: String) -> String? { inner.gecos(of: name) }
+
+    func setGECOS(name: String, gecos: String) -> Result<Void, AccountError> {
+        change("set the GECOS of \(name) to '\(gecos)'") { inner.setGECOS(name: name, gecos: gecos) }
+    }
+
+    func passwordMatches(name: String, password: SecretBytes) -> Bool? {
+        let matches = inner.passwordMatches(name: name, password: password)
+        log.step("local", "local password of \(name): \(matches == true ? "already the cloud password" : matches == false ? "differs from the cloud password" : "no local hash to compare")")
+        return matches
+    }
+
+    func setPassword(name: String, password: SecretBytes) -> Result<Void, AccountError> {
+        change("set the local password of \(name) to the cloud password (chpasswd, on stdin)") { inner.setPassword(name: name, password: password) }
+    }
+
+    func groupExists(_ group: String) -> Bool { inner.groupExists(group) }
+    func isMember(_ name: String, of group: String) -> Bool { inner.isMember(name, of: group) }
+
+    func addMember(_ name: String, to group: String) -> Result<Void, AccountError> {
+        change("add \(name) to the local group \(group)") { inner.addMember(name, to: group) }
+    }
+
+    func removeMember(_ name: String, from group: String) -> Result<Void, AccountError> {
+        change("remove \(name) from the local group \(group)") { inner.removeMember(name, from: group) }
+    }
+}
+
+/// The managed-user records: reads go to the state directory; with `dryRun`, saves are kept in
+/// memory only and reported.
+final class TracingState: ManagedUserStore {
+    private let inner: ManagedUserStore
+    private let log: TerminalLog
+    private let dryRun: Bool
+    private var pending: [String: ManagedUser] = [:]
+    /// The records' directory: a dry run on a machine where no sign-in happened yet finds none.
+    private let recordsDirectory: String
+
+    init(_ inner: ManagedUserStore, directory: String, log: TerminalLog, dryRun: Bool) {
+        self.inner = inner
+        self.recordsDirectory = "\(directory)/users"
+        self.log = log
+        self.dryRun = dryRun
+    }
+
+    func user(named name: String) -> Result<ManagedUser?, AccountError> {
+        if let record = pending[name] { return .success(record) }
+        let found = inner.user(named: name)
+        if dryRun, case .failure = found, access(recordsDirectory, F_OK) != 0 {
+            // The real sign-in creates the directory before its first record.
+            return .success(nil)
+        }
+        return found
+    }
+
+    func save(_ user: ManagedUser) -> Result<Void, AccountError> {
+        let what = "record \(user.name) as managed: subject \(user.subject), origin \(user.origin.rawValue), granted groups \(user.grantedGroups.isEmpty ? "none" : user.grantedGroups.joined(separator: ", ")), verdict \(user.lastVerdict.rawValue)"
+        if dryRun {
+            pending[user.name] = user
+            log.step("local", "would \(what) (--dry-run: not written)")
+            return .success(())
+        }
+        let result = inner.save(user)
+        if case .success = result { log.step("local", "did \(what)") }
+        return result
+    }
+
+    func allUsers() -> Result<[ManagedUser], AccountError> { inner.allUsers() }
+
+    func withLock<T>(_ body: () -> Result<T, AccountError>) -> Result<T, AccountError> {
+        dryRun ? body() : inner.withLock(body)
+    }
+}
