@@ -14,7 +14,7 @@ import pytest
 
 from cltest import DRIVER, MODULE, ROOT
 from llng import LemonLDAP
-from sandbox import (allow_sudo, account_files_changed, create_local_user, install_pam_service, pwck_grpck_clean,
+from sandbox import (allow_sudo, account_files_changed, create_local_user, install_pam_service, pam_service, pwck_grpck_clean,
                      run_login, run_su, run_sudo, snapshot_account_files, user_exists)
 
 CONFIG = pathlib.Path("/etc/cloudlogin/cloudlogin.conf")
@@ -54,8 +54,8 @@ def pam_messages(service: str, user: str, password: str) -> str:
 
 def local_password_is(user: str, password: str) -> bool:
     """Checks the shadow hash with pam_unix alone, through real libpam."""
-    install_pam_service("unix-only", "auth required pam_unix.so\naccount required pam_unix.so\n")
-    return pam("unix-only", user, password) == "PAM_SUCCESS"
+    with pam_service("unix-only", "auth required pam_unix.so\naccount required pam_unix.so\n"):
+        return pam("unix-only", user, password) == "PAM_SUCCESS"
 
 
 def token_requests(idp: LemonLDAP, mark: int) -> list[str]:
@@ -238,10 +238,10 @@ def test_disabled_at_the_idp_means_no_offline_sign_in(cloud: Cloud):
     finally:
         cloud.idp.start()
     # The account phase denies too (e.g. a session started another way).
-    install_pam_service("acct-only", f"auth required pam_permit.so\naccount required {MODULE}\naccount required pam_unix.so\n")
-    proc = subprocess.run([str(DRIVER), "--confdir", "/etc/pam.d", "--service", "acct-only", "--user", "mia", "--phase", "all"],
-                          input=b"x\n", capture_output=True)
-    assert "RESULT acct_mgmt 6 PAM_PERM_DENIED" in proc.stdout.decode() or "PAM_PERM_DENIED" in proc.stdout.decode()
+    with pam_service("acct-only", f"auth required pam_permit.so\naccount required {MODULE}\naccount required pam_unix.so\n"):
+        proc = subprocess.run([str(DRIVER), "--confdir", "/etc/pam.d", "--service", "acct-only", "--user", "mia", "--phase", "all"],
+                              input=b"x\n", capture_output=True)
+    assert "PAM_PERM_DENIED" in proc.stdout.decode(), proc.stdout.decode()
     cloud.idp.set_disabled("mia" + SUFFIX, False)
     code, out = run_sudo("mia", "Mia pw 1")
     assert code == 0, out

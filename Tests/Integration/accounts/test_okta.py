@@ -99,12 +99,13 @@ def login(user: str, password: str, dialog: list[tuple[str, str]] = (), timeout:
 
 def pam(user: str, password: str, code: str | None = None, service: str = "cl-okta") -> tuple[str, str]:
     """Real libpam with pam_cloudlogin alone; `code` answers every echo-on prompt."""
-    install_pam_service("cl-okta", f"auth required {MODULE} config={CONFIG}\n")
     env = dict(os.environ)
     if code is not None:
         env["PAMDRIVER_ECHO_ON_ANSWER"] = code
-    proc = subprocess.run([str(DRIVER), "--confdir", "/etc/pam.d", "--service", service, "--user", user],
-                          input=(password + "\n").encode(), capture_output=True, env=env, timeout=120)
+    # Only for this call: `cloudlogin check` in other tests reads every service in /etc/pam.d.
+    with pam_service("cl-okta", f"auth required {MODULE} config={CONFIG}\n"):
+        proc = subprocess.run([str(DRIVER), "--confdir", "/etc/pam.d", "--service", service, "--user", user],
+                              input=(password + "\n").encode(), capture_output=True, env=env, timeout=120)
     results = [line.split()[3] for line in proc.stdout.decode().splitlines() if line.startswith("RESULT ")]
     return (results[-1] if results else "none"), proc.stderr.decode()
 
@@ -118,9 +119,9 @@ def cancelled(okta: OktaServer, mark: int) -> bool:
 
 
 def local_password_is(user: str, password: str) -> bool:
-    install_pam_service("unix-only", "auth required pam_unix.so\n")
-    proc = subprocess.run([str(DRIVER), "--confdir", "/etc/pam.d", "--service", "unix-only", "--user", user],
-                          input=(password + "\n").encode(), capture_output=True)
+    with pam_service("unix-only", "auth required pam_unix.so\n"):
+        proc = subprocess.run([str(DRIVER), "--confdir", "/etc/pam.d", "--service", "unix-only", "--user", user],
+                              input=(password + "\n").encode(), capture_output=True)
     return "PAM_SUCCESS" in proc.stdout.decode()
 
 
@@ -345,3 +346,15 @@ def test_without_an_oidc_client_groups_are_left_alone(okta: OktaServer):
     time.sleep(1.2)
     code, messages = pam("hal", "Hal pw 1")
     assert code == "PAM_AUTH_ERR" and "not in allow_groups" in messages
+
+
+def test_check_says_whether_okta_group_mapping_is_on(okta: OktaServer):
+    cli = str(ROOT / "build" / "cloudlogin")
+    write_config(okta, users="admin_groups = g-admins\n")
+    out = subprocess.run([cli, "check", "--config", str(CONFIG), "--pam-dir", "/etc/pam.d"], capture_output=True, text=True)
+    assert "group mapping is off" in out.stdout + out.stderr, out.stdout + out.stderr
+    assert "set [okta] client_id and redirect_uri" in out.stdout + out.stderr
+    okta.add_oidc_client("0oa-check", "com.example.cloudlogin:/check")
+    write_config(okta, client_id="0oa-check", redirect_uri="com.example.cloudlogin:/check")
+    out = subprocess.run([cli, "check", "--config", str(CONFIG), "--pam-dir", "/etc/pam.d"], capture_output=True, text=True)
+    assert "groups come from an ID token" in out.stdout + out.stderr, out.stdout + out.stderr
