@@ -124,24 +124,7 @@ public final class OIDCPasswordGrant: IdentityProvider {
     private func verifyIDToken(_ token: String, deadline: Deadline) -> Result<[String: JSONValue], IdPProblem> {
         let verifier = IDTokenVerifier(issuer: config.issuer ?? "", clientID: config.clientID,
                                        allowedAlgorithms: config.idTokenAlgorithms, clockSkew: config.clockSkew)
-        var refresh = false
-        while true {
-            let keys: KeySet
-            let fromCache: Bool
-            switch directory.keys(deadline: deadline, refresh: refresh) {
-            case .success(let found): (keys, fromCache) = found
-            case .failure(let problem): return .failure(problem)
-            }
-            do throws(IDTokenError) {
-                return .success(try verifier.verify(token, keys: keys, now: clock.now()))
-            } catch .unknownKeyID where fromCache && !refresh {
-                log.info("ID token signed by a key not in the cached JWKS; fetching the JWKS again")
-                refresh = true
-            } catch {
-                log.error("rejecting the IdP's ID token: \(error)")
-                return .failure(.misconfigured(error.description))
-            }
-        }
+        return directory.verify(token, with: verifier, now: clock.now(), deadline: deadline)
     }
 
     private func userinfo(accessToken: String, deadline: Deadline) -> Result<[String: JSONValue], IdPProblem> {

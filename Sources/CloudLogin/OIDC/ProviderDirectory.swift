@@ -82,6 +82,29 @@ public final class ProviderDirectory {
         }
     }
 
+    /// The claims of an ID token signed by one of the provider's keys; an unknown `kid` after
+    /// a cached key set fetches the JWKS once more (key rotation).
+    public func verify(_ token: String, with verifier: IDTokenVerifier, now: Int64, deadline: Deadline) -> Result<[String: JSONValue], IdPProblem> {
+        var refresh = false
+        while true {
+            let keys: KeySet
+            let fromCache: Bool
+            switch self.keys(deadline: deadline, refresh: refresh) {
+            case .success(let found): (keys, fromCache) = found
+            case .failure(let problem): return .failure(problem)
+            }
+            do throws(IDTokenError) {
+                return .success(try verifier.verify(token, keys: keys, now: now))
+            } catch .unknownKeyID where fromCache && !refresh {
+                log.info("ID token signed by a key not in the cached JWKS; fetching the JWKS again")
+                refresh = true
+            } catch {
+                log.error("rejecting the IdP's ID token: \(error)")
+                return .failure(.misconfigured(error.description))
+            }
+        }
+    }
+
     private func document(url: String, kind: String, what: String, refresh: Bool, deadline: Deadline) -> Result<JSONValue, IdPProblem> {
         var unused = false
         return document(url: url, kind: kind, what: what, refresh: refresh, deadline: deadline, usedCache: &unused)

@@ -94,24 +94,12 @@ struct OktaGroupsExchange {
         }
 
         // 3. The ID token, verified like any other, and bound to this request by the nonce.
-        let verifierOfTokens = IDTokenVerifier(issuer: issuer, clientID: clientID, allowedAlgorithms: config.idTokenAlgorithms, clockSkew: config.clockSkew)
-        var refresh = false
-        while true {
-            let keys: KeySet
-            let fromCache: Bool
-            switch directory.keys(deadline: deadline, refresh: refresh) {
-            case .success(let found): (keys, fromCache) = found
-            case .failure(let problem): return .failure(problem)
+        let tokens = IDTokenVerifier(issuer: issuer, clientID: clientID, allowedAlgorithms: config.idTokenAlgorithms, clockSkew: config.clockSkew)
+        return directory.verify(token, with: tokens, now: clock.now(), deadline: deadline).flatMap { claims in
+            guard claims["nonce"]?.stringValue == nonce else {
+                return .failure(.misconfigured("Okta's ID token does not carry this request's nonce"))
             }
-            do throws(IDTokenError) {
-                let claims = try verifierOfTokens.verify(token, keys: keys, now: clock.now())
-                guard claims["nonce"]?.stringValue == nonce else { return .failure(.misconfigured("Okta's ID token does not carry this request's nonce")) }
-                return .success(claims)
-            } catch .unknownKeyID where fromCache && !refresh {
-                refresh = true
-            } catch {
-                return .failure(.misconfigured(error.description))
-            }
+            return .success(claims)
         }
     }
 
