@@ -8,6 +8,9 @@
 #define CLOUDLOGIN_CCURL_SHIM_H
 
 #include <curl/curl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,9 +82,28 @@ static void *_Nullable CCurl_wiping_realloc(void *_Nullable block, size_t size) 
 /// curl_global_init with the wiping allocators (CURL_GLOBAL_SSL). If the host process already
 /// initialised libcurl, libcurl keeps the host's allocators and only counts the call. Never
 /// undone: curl_global_cleanup must not run inside a host process.
+///
+/// In a setuid host (su, sudo: AT_SECURE), the environment belongs to the invoking user, and
+/// libcurl reads SSLKEYLOGFILE with plain getenv when TLS starts up: it would open that path
+/// as root and write the session keys to it. It is taken out of the environment for the
+/// initialisation and put back afterwards.
 static inline CURLcode CCurl_global_init_wiping(void) {
-    return curl_global_init_mem(CURL_GLOBAL_SSL, malloc, CCurl_wiping_free, CCurl_wiping_realloc, strdup, calloc);
+    CURLcode result;
+    char *keylog = NULL;
+    if (getauxval(AT_SECURE) != 0 && getenv("SSLKEYLOGFILE") != NULL) {
+        keylog = strdup(getenv("SSLKEYLOGFILE"));
+        unsetenv("SSLKEYLOGFILE");
+    }
+    result = curl_global_init_mem(CURL_GLOBAL_SSL, malloc, CCurl_wiping_free, CCurl_wiping_realloc, strdup, calloc);
+    if (keylog != NULL) {
+        setenv("SSLKEYLOGFILE", keylog, 1);
+        free(keylog);
+    }
+    return result;
 }
+
+/// True in a setuid/setgid host (AT_SECURE): its environment is the invoking user's.
+static inline int CCurl_environment_is_untrusted(void) { return getauxval(AT_SECURE) != 0; }
 
 /// CURLAUTH_BASIC is defined with a cast, which Swift does not import.
 static inline long CCurl_auth_basic(void) { return (long)CURLAUTH_BASIC; }

@@ -43,7 +43,9 @@ func authenticate(_ session: PAMSession) -> Int32 {
             switch outcome {
             case .accepted(_, let localName, _), .acceptedPasswordOnly(let localName),
                  .idpUnavailable(_, let localName?), .idpMisconfigured(_, let localName?):
-                if localName != user, !session.setUser(localName) {
+                // Only for a name with no local account (a UPN at `login`): sudo and su looked
+                // the user up before PAM, and PAM_USER must not change under them.
+                if localName != user, SystemAccounts().account(named: user) == nil, !session.setUser(localName) {
                     session.error("could not set PAM_USER to the local name")
                     return PAM_SYSTEM_ERR
                 }

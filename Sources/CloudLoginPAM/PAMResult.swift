@@ -53,6 +53,8 @@ public struct PAMResult: Equatable, Sendable {
             self.init(code: PAM_AUTH_ERR, message: nil, messageIsError: false, logLevel: .notice)
         case .rejected(.unsupportedState):
             self.init(code: PAM_AUTH_ERR, message: "Your identity provider asked for a step this computer cannot do; sign in with a browser first.", messageIsError: true, logLevel: .warning)
+        case .rejected(.stateUnreadable):
+            self.init(code: PAM_AUTH_ERR, message: "Sign-in is not possible: this computer cannot read its record of your account; tell your administrator.", messageIsError: true, logLevel: .error)
         case .rejected(.passwordChangeFailed):
             self.init(code: PAM_AUTH_ERR, message: "Your password was not changed, so the sign-in failed.", messageIsError: true, logLevel: .notice)
         case .refusedHere(let refusal):

@@ -18,7 +18,7 @@ struct IdPCheck {
         self.config = config
         self.testUser = testUser
         self.quiet = quiet
-        self.transport = TracingTransport(CurlTransport(caFile: config.caFile, connectTimeoutSeconds: config.connectTimeout), log: TerminalLog(trace: false))
+        self.transport = TracingTransport(CurlTransport(caFile: config.caFile, connectTimeoutSeconds: config.connectTimeout, proxy: config.proxy), log: TerminalLog(trace: false))
         // No cache: check always asks the IdP itself, and leaves the module's cache alone.
         self.directory = ProviderDirectory(config: config, transport: transport, cache: nil, clock: SystemClock(), log: SilentLog())
     }
@@ -125,7 +125,7 @@ struct IdPCheck {
         let oauthError = transport.exchanges.last(where: { $0.method == "POST" })?.oauthError
         switch verdict {
         case .accepted(let identity):
-            let local = AccountSync.localName(for: identity, claim: config.nameClaim)
+            let local = AccountSync.localName(for: identity, claim: config.nameClaim, usernameSuffix: config.usernameSuffix)
             report.add("idp.grant", .ok, .none, "grant: \(login) signed in with the password grant (subject \(identity.subject))", fix: nil)
             if let local {
                 report.add("idp.name", .ok, .none, "name: claim \(config.nameClaim) maps \(login) to the local account \(local)", fix: nil)

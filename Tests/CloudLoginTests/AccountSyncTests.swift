@@ -150,6 +150,45 @@ import Testing
         #expect(world.state.records["alice"]?.idpLogin == "Alice@Example.com")
     }
 
+    @Test func nameClaimFromAnotherDomainIsRefused() {
+        let world = World(claims: #"{"sub":"s-other","preferred_username":"alice@contractor.example"}"#)
+        #expect(world.login("alice@contractor.example") == .refusedHere(.unmappableName))
+        #expect(world.accounts.changes == [])
+        // Without a username_suffix the domain is not checked.
+        world.config.usernameSuffix = ""
+        guard case .accepted(_, "alice", true) = world.login("alice@contractor.example") else { Issue.record("no suffix, no check"); return }
+    }
+
+    @Test func unreadableRecordNeitherSendsNorIgnores() {
+        final class BrokenState: ManagedUserStore {
+            func user(named name: String) -> Result<ManagedUser?, AccountError> { .failure(.stateFailed("corrupt")) }
+            func save(_ user: ManagedUser) -> Result<Void, AccountError> { .failure(.stateFailed("corrupt")) }
+            func allUsers() -> Result<[ManagedUser], AccountError> { .failure(.stateFailed("corrupt")) }
+            func withLock<T>(_ body: () -> Result<T, AccountError>) -> Result<T, AccountError> { body() }
+        }
+        let world = World(claims: Self.alice)
+        let flow = LoginFlow(config: world.config, transport: world.transport, cache: nil, accounts: world.accounts,
+                             state: BrokenState(), clock: world.clock, log: RecordingLog(), canChangeAccounts: true)
+        var asked = false
+        #expect(flow.authenticate(typedName: "localuser") { asked = true; return .password(SecretBytes("pw".utf8)) } == .rejected(.stateUnreadable))
+        #expect(!asked)
+        #expect(world.transport.requests.isEmpty)
+        #expect(flow.accountDecision(user: "localuser") == .denied(.recordUnreadable))
+    }
+
+    @Test func passwordOnlyNeedsTheSameLoginAndAllowedRecord() {
+        let world = World(claims: Self.alice)
+        world.config.ropgMFARequired = .passwordVerified
+        _ = world.login()
+        world.transport.answers[fixtureTokenURL] = [.success(.init(status: 400, body: #"{"error":"invalid_grant","error_codes":[50076]}"#))]
+        #expect(world.login() == .acceptedPasswordOnly(localName: "alice"))
+        world.state.records["alice"]?.idpLogin = "previous.owner@example.com"
+        #expect(world.login() == .refusedHere(.noAccount))
+        world.state.records["alice"]?.idpLogin = "alice@example.com"
+        world.state.records["alice"]?.allowed = false
+        #expect(world.login() == .refusedHere(.noAccount))
+    }
+
     @Test func shortNameMustMapToItself() {
         let world = World(claims: #"{"sub":"s-bob","preferred_username":"bob"}"#)
         #expect(world.login("alice") == .refusedHere(.nameMismatch))

@@ -247,7 +247,8 @@ import Testing
     @Test func linksOutsideTheOktaDomainAreNotFollowed() {
         let world = World()
         world.transport.on(Self.authn, 200, #"{"stateToken":"st","status":"MFA_REQUIRED","_embedded":{"factors":[{"id":"x","factorType":"token:software:totp","provider":"OKTA","_links":{"verify":{"href":"https://evil.example/steal"}}}]},"_links":{"cancel":{"href":"\#(Self.cancelURL)"}}}"#)
-        guard case .problem(.misconfigured) = world.run(answers: ["123456"]).0 else { Issue.record("followed a foreign link"); return }
+        // A refusal, not "misconfigured": after the password, only an outage may lead offline.
+        #expect(world.run(answers: ["123456"]).0 == .rejected(.unsupportedState))
         #expect(!world.posted.contains { $0.hasPrefix("https://evil.example") })
     }
 
@@ -273,6 +274,26 @@ import Testing
         let world = World()
         world.transport.on(Self.authn, 200, #"{"no":"status"}"#)
         guard case .problem(.misconfigured) = world.run().0 else { Issue.record("accepted a broken answer"); return }
+    }
+
+    @Test(arguments: [
+        (403, #"{"errorCode":"E0000079","errorSummary":"This operation is not allowed in the current authentication state."}"#),
+        (400, #"{"errorCode":"E0000001","errorSummary":"Api validation failed"}"#),
+        (200, "<html>not json</html>"),
+    ])
+    func aFailureAfterThePasswordIsARefusalNotAnOutage(_ status: Int, _ body: String) {
+        let world = World()
+        world.transport.on(Self.authn, 200, Self.mfaRequired([Self.totp]))
+        world.transport.on("\(Self.base)/api/v1/authn/factors/ostf1/verify", status, body)
+        world.transport.on(Self.cancelURL, 200, "{}")
+        #expect(world.run(answers: ["123456"]).0 == .rejected(.unsupportedState))
+    }
+
+    @Test func anOutageAfterThePasswordIsStillAnOutage() {
+        let world = World()
+        world.transport.on(Self.authn, 200, Self.mfaRequired([Self.totp]))
+        world.transport.fail("\(Self.base)/api/v1/authn/factors/ostf1/verify", .connect("refused"))
+        guard case .problem(.unavailable) = world.run(answers: ["123456"]).0 else { Issue.record("not unavailable"); return }
     }
 
     @Test func withoutAnOIDCClientGroupsAreUnknown() {

@@ -20,9 +20,16 @@ public struct AccountSync {
     }
 
     /// The local name for an identity: the `name_claim` value before '@', ASCII-lowercased.
-    public static func localName(for identity: Identity, claim: String) -> String? {
+    /// With a `username_suffix`, a value with a domain must be in that domain: otherwise
+    /// `alice@contractor.example` would map onto the local account of `alice@example.com`.
+    public static func localName(for identity: Identity, claim: String, usernameSuffix: String = "") -> String? {
         guard let value = identity.claims[claim]?.stringValue else { return nil }
-        let beforeAt = value.split(separator: "@", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? value
+        let parts = value.split(separator: "@", maxSplits: 1, omittingEmptySubsequences: false)
+        if parts.count == 2, !usernameSuffix.isEmpty,
+           "@" + parts[1].lowercased() != usernameSuffix.lowercased() {
+            return nil
+        }
+        let beforeAt = parts.first.map(String.init) ?? value
         let lowered = String(beforeAt.map { $0.isASCII ? Character($0.lowercased()) : $0 })
         return LoginName.isValidLocalName(lowered) ? lowered : nil
     }
@@ -40,8 +47,8 @@ public struct AccountSync {
     /// Syncs the account of `identity`. `typedName` is what the user typed; a short name must
     /// map to itself (sudo and su cannot change the user).
     public func sync(identity: Identity, typedName: String, password: SecretBytes) -> Result {
-        guard let localName = Self.localName(for: identity, claim: config.nameClaim) else {
-            log.error("the IdP's \(config.nameClaim) claim is missing or not a valid local user name; refusing")
+        guard let localName = Self.localName(for: identity, claim: config.nameClaim, usernameSuffix: config.usernameSuffix) else {
+            log.error("the IdP's \(config.nameClaim) claim is missing, not a valid local user name, or not in the username_suffix domain; refusing")
             return .refused(.unmappableName)
         }
         if !typedName.contains("@") && typedName != localName {
@@ -56,7 +63,11 @@ public struct AccountSync {
         guard canChangeAccounts else {
             // A screen locker: check what can be checked, change nothing.
             log.info("not running as root: the local account of \(localName) is not updated")
-            let record = (try? state.user(named: localName).get()) ?? nil
+            let record: ManagedUser?
+            switch state.user(named: localName) {
+            case .success(let found): record = found
+            case .failure(let error): return .failed(error)
+            }
             if let refusal = refusal(localName: localName, record: record, subject: identity.subject, allowed: allowed) {
                 return .refused(refusal)
             }
@@ -170,11 +181,16 @@ public struct AccountSync {
     /// IdP said the user is disabled or unknown), offline sign-in stops until the next online
     /// success. A mistyped password changes nothing.
     public func recordRejection(localName: String, reason: RejectionReason, password: SecretBytes) {
-        guard canChangeAccounts, case .success(var record?) = state.user(named: localName) else { return }
+        guard canChangeAccounts, case .success(.some) = state.user(named: localName) else { return }
         let definite = reason == .disabled || reason == .unknownUser
         guard definite || (reason == .badCredentials && accounts.passwordMatches(name: localName, password: password) == true) else { return }
-        record.lastVerdict = .revoked
-        if case .failure(let error) = state.withLock({ state.save(record) }) {
+        // Re-read under the lock: a concurrent sign-in may have saved a newer record.
+        let saved = state.withLock { () -> Swift.Result<Void, AccountError> in
+            guard case .success(var record?) = state.user(named: localName) else { return .success(()) }
+            record.lastVerdict = .revoked
+            return state.save(record)
+        }
+        if case .failure(let error) = saved {
             log.error("cannot record that the IdP refused \(localName): \(error)")
         } else {
             log.notice("the IdP refused the synced password of \(localName) (\(reason.rawValue)); offline sign-in is off until the next online sign-in")
@@ -184,7 +200,7 @@ public struct AccountSync {
 
 /// Why a sign-in the IdP accepted is still refused on this machine.
 public enum AccountRefusal: String, Equatable, Sendable {
-    case unmappableName = "the cloud identity has no valid local user name"
+    case unmappableName = "the cloud identity has no valid local user name in this computer's domain"
     case nameMismatch = "the cloud identity maps to another local user name"
     case localOnlyName = "the cloud identity maps to a local-only account"
     case unmanagedAccount = "a local account with that name exists and is not managed by CloudLogin (migrate = no)"

@@ -26,6 +26,11 @@ public final class StateDirectory: ManagedUserStore {
                 guard mkdir(directory, 0o755) == 0 || errno == EEXIST, lstat(directory, &info) == 0 else {
                     return .failure(.stateFailed("cannot create \(directory): \(String(cString: strerror(errno)))"))
                 }
+                // Not the host's umask: a screen locker running as the user must read records.
+                if (info.st_mode & S_IFMT) == S_IFDIR, info.st_uid == 0, info.st_mode & 0o777 != 0o755 {
+                    chmod(directory, 0o755)
+                    info.st_mode = (info.st_mode & ~0o777) | 0o755
+                }
             }
             guard (info.st_mode & S_IFMT) == S_IFDIR else {
                 return .failure(.stateFailed("\(directory) is not a directory (a symlink?); refusing to use it"))

@@ -53,6 +53,8 @@ public struct Config: Sendable {
     /// Seconds of clock difference tolerated on `exp`, `iat` and `nbf`.
     public var clockSkew: Int = 60
     public var cacheDirectory: String = "/var/cache/cloudlogin"
+    /// An HTTP(S) proxy for the IdP; without it, the environment's (except in setuid hosts).
+    public var proxy: String?
 
     // [users]
     public var nameClaim: String = "preferred_username"

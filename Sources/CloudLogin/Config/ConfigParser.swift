@@ -210,6 +210,12 @@ public enum ConfigParser {
             },
             "clock_skew": { config, value, origin, _ throws(ConfigDiagnostic) in config.clockSkew = try integer(value, origin, 0...300, unit: "seconds") },
             "cache_dir": { config, value, origin, _ throws(ConfigDiagnostic) in config.cacheDirectory = try absolutePath(value, origin) },
+            "proxy": { config, value, origin, _ throws(ConfigDiagnostic) in
+                guard value.isEmpty || ((value.hasPrefix("http://") || value.hasPrefix("https://")) && value.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F })) else {
+                    throw origin.problem("'\(printable(value))' must be an http:// or https:// proxy URL")
+                }
+                config.proxy = value.isEmpty ? nil : value
+            },
         ],
         "users": [
             "name_claim": { config, value, origin, _ throws(ConfigDiagnostic) in config.nameClaim = try word(value, origin) },

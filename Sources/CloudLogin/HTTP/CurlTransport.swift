@@ -10,14 +10,23 @@ public final class CurlTransport: HTTPTransport {
 
     private let caFile: String?
     private let connectTimeoutMilliseconds: Int64
+    private let proxy: String?
 
-    public init(caFile: String?, connectTimeoutSeconds: Int) {
+    /// `proxy`: the config's proxy URL. Without one, the proxy variables of the environment
+    /// (`https_proxy`, `no_proxy`) are honoured as curl does — except in a setuid host (su,
+    /// sudo), whose environment belongs to the invoking user: there no proxy is used, so no
+    /// user can route CloudLogin through a server of theirs or make the IdP look unreachable.
+    public init(caFile: String?, connectTimeoutSeconds: Int, proxy: String? = nil) {
         self.caFile = caFile
         self.connectTimeoutMilliseconds = Int64(truncatingIfNeeded: connectTimeoutSeconds) &* 1000
+        self.proxy = proxy
     }
 
     public func send(_ request: HTTPRequest, deadline: Deadline) -> Result<HTTPResponse, TransportError> {
-        guard HTTPSURL.isValid(request.url) else { return .failure(.invalidURL(request.url)) }
+        // The query may hold a one-time token (Okta's sessionToken): not in the error.
+        guard HTTPSURL.isValid(request.url) else {
+            return .failure(.invalidURL(String(request.url.prefix { $0 != "?" }.prefix(200))))
+        }
         guard curlIsReady, let curl = curl_easy_init() else { return .failure(.other("libcurl could not be initialised")) }
         defer { curl_easy_cleanup(curl) }
 
@@ -48,6 +57,11 @@ public final class CurlTransport: HTTPTransport {
         set(CCurl_setopt_long(curl, CURLOPT_SSL_VERIFYHOST, 2))
         set(CCurl_setopt_long(curl, CURLOPT_SSLVERSION, CURL_SSLVERSION_TLSv1_2))
         if let caFile { set(CCurl_setopt_string(curl, CURLOPT_CAINFO, caFile)) }
+        if let proxy {
+            set(CCurl_setopt_string(curl, CURLOPT_PROXY, proxy))
+        } else if CCurl_environment_is_untrusted() != 0 {
+            set(CCurl_setopt_string(curl, CURLOPT_PROXY, "")) // "": no proxy, environment ignored
+        }
         set(CCurl_setopt_long(curl, CURLOPT_CONNECTTIMEOUT_MS, Int(truncatingIfNeeded: min(connectTimeoutMilliseconds, remaining))))
         set(CCurl_setopt_long(curl, CURLOPT_TIMEOUT_MS, Int(truncatingIfNeeded: remaining)))
         set(CCurl_setopt_long(curl, CURLOPT_MAXFILESIZE, Self.maximumResponseBytes))

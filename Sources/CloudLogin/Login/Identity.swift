@@ -66,6 +66,8 @@ public enum RejectionReason: String, Equatable, Sendable {
     case unsupportedState = "unsupported sign-in state"
     /// Okta: the new password was not accepted.
     case passwordChangeFailed = "password change failed"
+    /// CloudLogin's record of the account cannot be read: neither the IdP nor pam_unix is asked.
+    case stateUnreadable = "managed-user record unreadable"
 }
 
 /// What an identity provider answered to a password.

@@ -26,18 +26,23 @@ public struct SystemAccounts: LocalAccountDirectory {
 
     public func account(named name: String) -> LocalAccount? {
         guard !name.isEmpty, !name.utf8.contains(0) else { return nil }
-        var entry = passwd()
-        var result: UnsafeMutablePointer<passwd>?
-        var buffer = [CChar](repeating: 0, count: 4096)
-        while true {
-            let status = getpwnam_r(name, &entry, &buffer, buffer.count, &result)
-            if status == ERANGE && buffer.count < 1 << 20 {
-                buffer = [CChar](repeating: 0, count: buffer.count * 4)
-                continue
+        var size = 4096
+        while size <= 1 << 20 {
+            var entry = passwd()
+            var result: UnsafeMutablePointer<passwd>?
+            var buffer = [CChar](repeating: 0, count: size)
+            var status: Int32 = 0
+            // The strings of the entry point into the buffer: read them while it is pinned.
+            let account: LocalAccount? = buffer.withUnsafeMutableBufferPointer { storage in
+                guard let base = storage.baseAddress else { return nil }
+                status = getpwnam_r(name, &entry, base, storage.count, &result)
+                guard status == 0, let found = result?.pointee, let entryName = found.pw_name else { return nil }
+                return LocalAccount(name: String(cString: entryName), uid: found.pw_uid, gid: found.pw_gid,
+                                    home: found.pw_dir.map { String(cString: $0) } ?? "")
             }
-            guard status == 0, let found = result?.pointee, let entryName = found.pw_name else { return nil }
-            return LocalAccount(name: String(cString: entryName), uid: found.pw_uid, gid: found.pw_gid,
-                                home: found.pw_dir.map { String(cString: $0) } ?? "")
+            if status == ERANGE { size *= 4; continue }
+            return account
         }
+        return nil
     }
 }

@@ -45,7 +45,7 @@ public final class LoginFlow {
     /// shadow-utils, the system clock. Account changes only when running as root.
     public static func system(config: Config, log: EventLog) -> LoginFlow {
         LoginFlow(config: config,
-                  transport: CurlTransport(caFile: config.caFile, connectTimeoutSeconds: config.connectTimeout),
+                  transport: CurlTransport(caFile: config.caFile, connectTimeoutSeconds: config.connectTimeout, proxy: config.proxy),
                   cache: DiskMetadataCache(directory: config.cacheDirectory, log: log),
                   accounts: ShadowUtilsAccounts(), state: StateDirectory(path: config.stateDirectory),
                   clock: SystemClock(), log: log, canChangeAccounts: geteuid() == 0)
@@ -66,7 +66,13 @@ public final class LoginFlow {
         if let account = accounts.account(named: typedName) {
             if account.uid == 0 { return .localOnly(.root) }
             if account.uid < config.minUID { return .localOnly(.systemAccount) }
-            if !config.migrate && !isManaged(typedName) { return .localOnly(.unmanagedLocalAccount) }
+            switch managedState(typedName) {
+            case .managed: break
+            case .notManaged: if !config.migrate { return .localOnly(.unmanagedLocalAccount) }
+            // Neither sent to the IdP (it may be a local user) nor left to pam_unix (it may be
+            // a managed user the IdP has refused).
+            case .unreadable: return .refuse(.stateUnreadable)
+            }
         }
         guard let login = LoginName.idpLogin(typed: typedName, suffix: config.usernameSuffix) else {
             return .refuse(.invalidName)
@@ -77,12 +83,25 @@ public final class LoginFlow {
     /// Whether CloudLogin manages `name`. An account that exists without a record may be in
     /// the middle of its first sign-in in another process (created, record not yet written):
     /// the record is looked for again under the lock the creating process holds.
-    func isManaged(_ name: String) -> Bool {
-        if case .success(.some) = state.user(named: name) { return true }
-        guard canChangeAccounts else { return false }
-        if case .success(.some) = state.withLock({ state.user(named: name) }) { return true }
-        return false
+    func managedState(_ name: String) -> ManagedState {
+        switch state.user(named: name) {
+        case .success(.some): return .managed
+        case .failure(let error):
+            log.error("cannot read the managed-user record of \(name): \(error)")
+            return .unreadable
+        case .success(nil): break
+        }
+        guard canChangeAccounts else { return .notManaged }
+        switch state.withLock({ state.user(named: name) }) {
+        case .success(.some): return .managed
+        case .success(nil): return .notManaged
+        case .failure(let error):
+            log.error("cannot read the managed-user record of \(name): \(error)")
+            return .unreadable
+        }
     }
+
+    enum ManagedState { case managed, notManaged, unreadable }
 
     /// Authenticates `typedName`. `password` is called at most once, only for a cloud user.
     public func authenticate(typedName: String, conversation: Conversation = NoConversation(),
@@ -126,7 +145,8 @@ public final class LoginFlow {
             }
         case .mfaRequired(let passwordVerified):
             guard passwordVerified && config.ropgMFARequired == .passwordVerified else { return .rejected(.mfaRequired) }
-            guard let localName, case .success(let record?) = state.user(named: localName), record.lastVerdict == .accepted else {
+            guard let localName, case .success(let record?) = state.user(named: localName), record.lastVerdict == .accepted,
+                  record.allowed, record.idpLogin.lowercased() == login.lowercased() else {
                 return .refusedHere(.noAccount)
             }
             return .acceptedPasswordOnly(localName: localName)
@@ -170,7 +190,14 @@ public final class LoginFlow {
     /// The account phase: managed users the IdP refused, or who left `allow_groups`, are
     /// denied; everyone else is left to the rest of the stack.
     public func accountDecision(user: String) -> AccountDecision {
-        guard case .success(let record?) = state.user(named: user) else { return .notManaged }
+        let record: ManagedUser
+        switch state.user(named: user) {
+        case .success(nil): return .notManaged
+        case .success(let found?): record = found
+        case .failure(let error):
+            log.error("cannot read the managed-user record of \(user): \(error)")
+            return .denied(.recordUnreadable)
+        }
         if record.lastVerdict == .revoked { return .denied(.revoked) }
         if !record.allowed { return .denied(.notAllowed) }
         return .inGoodStanding

@@ -67,6 +67,7 @@ public enum AccountDecision: Equatable, Sendable {
 public enum AccountDenial: String, Equatable, Sendable {
     case revoked = "the identity provider refused this account"
     case notAllowed = "the account is no longer in allow_groups"
+    case recordUnreadable = "CloudLogin's record of this account cannot be read"
 }
 
 /// The password phase (`pam_sm_chauthtok`) for one user.

@@ -61,7 +61,7 @@ public final class OktaAuthentication: IdentityProvider {
             let next: Step
             switch transaction.status {
             case "SUCCESS":
-                return success(transaction, login: login)
+                return afterPasswordAccepted(success(transaction, login: login))
             case "MFA_REQUIRED":
                 next = multiFactor(transaction, conversation: conversation)
             case "PASSWORD_WARN":
@@ -90,11 +90,22 @@ public final class OktaAuthentication: IdentityProvider {
             }
             switch next {
             case .continueWith(let answer): transaction = answer
-            case .finished(let verdict): return verdict
+            case .finished(let verdict): return afterPasswordAccepted(verdict)
             }
         }
         cancel(transaction)
-        return .problem(.misconfigured("the Okta sign-in took more than \(Self.maximumSteps) steps"))
+        return afterPasswordAccepted(.problem(.misconfigured("the Okta sign-in took more than \(Self.maximumSteps) steps")))
+    }
+
+    /// Once Okta has answered the password with a transaction, only an outage (transport,
+    /// 5xx, 429) may lead to the offline rule: any other failure — a 4xx to a factor or a
+    /// password change, an unexpected or broken answer — is a refusal. Otherwise someone with
+    /// the password but not the second factor could end the MFA step with an error and be let
+    /// in by pam_unix.
+    func afterPasswordAccepted(_ verdict: IdentityVerdict) -> IdentityVerdict {
+        guard case .problem(.misconfigured(let why)) = verdict else { return verdict }
+        log.error("the Okta sign-in failed after the password was accepted: \(why)")
+        return .rejected(.unsupportedState)
     }
 
     /// Where a step of the flow leads.

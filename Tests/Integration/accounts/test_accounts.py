@@ -286,14 +286,46 @@ def test_hostile_user_names_change_nothing(cloud: Cloud, name: str):
 def test_subject_mismatch_is_refused(cloud: Cloud):
     cloud.user("quinn", "Quinn pw 1")
     assert pam("login", "quinn", "Quinn pw 1") == "PAM_SUCCESS"
-    # Another cloud identity whose name maps to the same local account.
-    cloud.idp.add_user("quinn@other.test", "Other pw 1", name="Impostor", email="", groups=["g-admins"])
+    # The local account quinn is bound to another cloud identity (a recycled name at the IdP):
+    # the IdP's quinn@example.com now has a different subject than the one recorded.
+    cloud.set_state("quinn", subject="00u-the-previous-quinn")
     before = snapshot_account_files()
-    result = run_login("quinn@other.test", "Other pw 1")
+    result = run_login("quinn", "Quinn pw 1")
     assert not result.shell_started
     assert "belongs to another cloud identity" in result.transcript
     assert account_files_changed(before) == []
-    assert cloud.state("quinn")["subject"] == "quinn@example.com"
+    assert cloud.state("quinn")["subject"] == "00u-the-previous-quinn"
+
+
+def test_a_name_from_another_domain_cannot_take_a_local_name(cloud: Cloud):
+    cloud.user("rick", "Rick pw 1")
+    assert pam("login", "rick", "Rick pw 1") == "PAM_SUCCESS"
+    cloud.idp.add_user("rick@contractor.test", "Other pw 1", name="Impostor", email="", groups=["g-admins"])
+    before = snapshot_account_files()
+    result = run_login("rick@contractor.test", "Other pw 1")
+    assert not result.shell_started
+    assert "no valid local user name in this computer's domain" in result.transcript
+    assert account_files_changed(before) == []
+
+
+def test_the_invoking_users_environment_cannot_steer_libcurl(cloud: Cloud, tmp_path):
+    """su and sudo are setuid: their environment is the caller's. A proxy of the caller's must not
+    make the IdP look unreachable (offline sign-in for a user the IdP disabled), and
+    SSLKEYLOGFILE must not make root write TLS keys to a file of the caller's choosing."""
+    cloud.user("sven", "Sven pw 1")
+    assert pam("login", "sven", "Sven pw 1") == "PAM_SUCCESS"
+    cloud.idp.set_disabled("sven" + SUFFIX, True)
+    keylog = pathlib.Path("/etc/cloudlogin-keylog-test")
+    hostile = {"https_proxy": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9", "all_proxy": "http://127.0.0.1:9",
+               "SSLKEYLOGFILE": str(keylog)}
+    env_args = [f"{key}={value}" for key, value in hostile.items()]
+    mark = cloud.idp.mark()
+    proc = subprocess.run(["runuser", "-u", "sven", "--", "env", *env_args, "sudo", "-S", "-k", "-p", "PW:", "true"],
+                          input="Sven pw 1\n", capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0, "the caller's proxy made the IdP unreachable and pam_unix let a disabled user in"
+    assert token_requests(cloud.idp, mark), "the IdP was not asked"
+    assert not keylog.exists(), "libcurl wrote TLS keys where the caller said"
+    cloud.idp.set_disabled("sven" + SUFFIX, False)
 
 
 # --- concurrency -----------------------------------------------------------------------------
