@@ -181,6 +181,37 @@ def test_su_to_a_cloud_user(cloud: Cloud):
     assert code != 0
 
 
+def test_a_screen_locker_that_is_not_root_authenticates_and_changes_nothing(cloud: Cloud):
+    """A screen locker runs as the user: the cloud password works, nothing local changes."""
+    cloud.user("lena", "Lena pw 1")
+    assert pam("login", "lena", "Lena pw 1") == "PAM_SUCCESS"
+    cloud.idp.set_password("lena" + SUFFIX, "Lena pw 2")
+    # A config the user can read: a public client, no secret.
+    client_id, _ = cloud.idp.clients["public"]
+    ca = pathlib.Path("/etc/cloudlogin/locker-ca.pem")  # the run's CA lives in a root-only folder
+    ca.write_bytes(pathlib.Path(cloud.idp.ca_file).read_bytes())
+    os.chmod(ca, 0o644)
+    config = pathlib.Path("/etc/cloudlogin/locker.conf")
+    config.write_text(CONFIG.read_text().replace("client_secret", "; client_secret").replace(
+        cloud.idp.clients["confidential"][0], client_id).replace(str(cloud.idp.ca_file), str(ca)))
+    os.chown(config, 0, 0)
+    os.chmod(config, 0o644)
+    confdir = pathlib.Path("/etc/cloudlogin/locker-pam.d")  # readable by the user, unlike tmp_path
+    confdir.mkdir(exist_ok=True)
+    (confdir / "locker").write_text(f"auth required {MODULE} config={config} debug\n")
+    before = snapshot_account_files()
+    record = cloud.state("lena")
+    proc = subprocess.run(["runuser", "-u", "lena", "--", str(DRIVER), "--confdir", str(confdir), "--service", "locker",
+                           "--user", "lena"], input=b"Lena pw 2\n", capture_output=True, timeout=60)
+    assert "RESULT auth 0 PAM_SUCCESS" in proc.stdout.decode(), proc.stdout.decode() + proc.stderr.decode()
+    assert account_files_changed(before) == []
+    assert cloud.state("lena") == record
+    assert local_password_is("lena", "Lena pw 1")  # synced only at the next sign-in as root
+    proc = subprocess.run(["runuser", "-u", "lena", "--", str(DRIVER), "--confdir", str(confdir), "--service", "locker",
+                           "--user", "lena"], input=b"Lena pw 1\n", capture_output=True, timeout=60)
+    assert "PAM_AUTH_ERR" in proc.stdout.decode()
+
+
 def test_local_password_change_of_a_managed_user_is_refused(cloud: Cloud):
     cloud.user("kate", "Kate pw 1")
     assert pam("login", "kate", "Kate pw 1") == "PAM_SUCCESS"
