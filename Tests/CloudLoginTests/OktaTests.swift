@@ -170,6 +170,19 @@ import Testing
         guard case .accepted = world.run().0 else { Issue.record("rate limit ended the sign-in"); return }
     }
 
+    @Test func pushWaitsForTheRateLimitWindowWhenOktaSaysItIsUsedUp() {
+        let world = World()
+        world.config.oktaFactor = .push
+        world.transport.on(Self.authn, 200, Self.mfaRequired([Self.pushFactor]))
+        let reset = String(world.clock.seconds + 7)
+        world.transport.answers["\(Self.base)/api/v1/authn/factors/opf1/verify"] = [
+            .success(.init(status: 200, body: Self.challenge("opf1", result: "WAITING"),
+                           headers: ["x-rate-limit-remaining": "0", "x-rate-limit-reset": reset]))]
+        world.transport.on("\(Self.base)/api/v1/authn/factors/opf1/verify/poll-x1", 200, Self.success())
+        guard case .accepted = world.run().0 else { Issue.record("not accepted"); return }
+        #expect(world.clock.slept.first == 7000)
+    }
+
     @Test func smsSendsThenAsks() {
         let world = World()
         world.config.oktaFactor = .sms

@@ -57,6 +57,7 @@ final class ScriptedTransport: HTTPTransport {
     struct Answer {
         var status: Int
         var body: String
+        var headers: [String: String] = [:]
     }
 
     var answers: [String: [Result<Answer, TransportError>]] = [:]
@@ -80,7 +81,7 @@ final class ScriptedTransport: HTTPTransport {
         // The last answer repeats.
         let next = queue.count > 1 ? queue.removeFirst() : queue[0]
         answers[request.url] = queue
-        return next.map { HTTPResponse(status: $0.status, body: SecretBytes($0.body.utf8)) }
+        return next.map { HTTPResponse(status: $0.status, body: SecretBytes($0.body.utf8), headers: $0.headers) }
     }
 }
 

@@ -18,6 +18,9 @@ public final class OktaAuthentication: IdentityProvider {
     private let clock: Clock
     private let log: EventLog
     private let base: String
+    /// Set when Okta's last answer said the rate-limit window is used up
+    /// (`X-Rate-Limit-Remaining: 0`): milliseconds until `X-Rate-Limit-Reset`.
+    private var exhaustedWindowWait: Int64?
 
     public init(config: Config, transport: HTTPTransport, cache: MetadataCache? = nil, clock: Clock, log: EventLog) {
         self.config = config
@@ -284,6 +287,8 @@ public final class OktaAuthentication: IdentityProvider {
                     cancel(current)
                     return .finished(.rejected(.mfaTimedOut))
                 }
+                // Okta's headers said the window is used up: wait for its reset first.
+                if let windowWait = exhaustedWindowWait { wait = max(wait, min(windowWait, 60_000)) }
                 clock.sleep(milliseconds: wait)
                 switch send(poll.href, body: stateBody(current)) {
                 case .transaction(let next):
@@ -423,6 +428,11 @@ public final class OktaAuthentication: IdentityProvider {
         case .success(let answer): response = answer
         }
         defer { response.body.wipe() }
+        if response.integerHeader("x-rate-limit-remaining") == 0, let reset = response.integerHeader("x-rate-limit-reset") {
+            exhaustedWindowWait = max(reset &- clock.now(), 1) &* 1000
+        } else {
+            exhaustedWindowWait = nil
+        }
         let document = JSONValue.parse(response.body)
         switch response.status {
         case 200:
