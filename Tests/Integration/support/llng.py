@@ -35,9 +35,7 @@ from __future__ import annotations
 import atexit
 import base64
 import ctypes
-import datetime
 import http.client
-import ipaddress
 import json
 import os
 import pathlib
@@ -49,10 +47,9 @@ import ssl
 import subprocess
 import time
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import serialization
+
+from testpki import generate_pki, pem_key, rsa_key
 
 PORTAL_PSGI = "/usr/share/lemonldap-ng/portal/htdocs/index.psgi"
 PORTAL_TEMPLATES = "/usr/share/lemonldap-ng/portal/templates"
@@ -125,19 +122,6 @@ def _port_is_free(port: int) -> bool:
         except OSError:
             return False
         return True
-
-
-def _rsa_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def _pem_key(key: rsa.RSAPrivateKey) -> bytes:
-    # PKCS#1 ("BEGIN RSA PRIVATE KEY"): what Crypt::OpenSSL::RSA reads everywhere.
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.TraditionalOpenSSL,
-        serialization.NoEncryption(),
-    )
 
 
 def _basic_safe_secret() -> str:
@@ -272,69 +256,12 @@ class LemonLDAP:
     # ---------------------------------------------------------- generation
 
     def _generate_pki(self) -> None:
-        now = datetime.datetime.now(datetime.timezone.utc)
-        start, end = now - datetime.timedelta(hours=1), now + datetime.timedelta(days=30)
-
-        ca_key = _rsa_key()
-        ca_name = x509.Name([
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "CloudLogin tests"),
-            x509.NameAttribute(NameOID.COMMON_NAME,
-                               f"CloudLogin test CA {secrets.token_hex(4)}"),
-        ])
-        ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
-        ca_cert = (
-            x509.CertificateBuilder()
-            .subject_name(ca_name).issuer_name(ca_name)
-            .public_key(ca_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(start).not_valid_after(end)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-            .add_extension(x509.KeyUsage(
-                digital_signature=False, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True,
-                crl_sign=True, encipher_only=False, decipher_only=False), critical=True)
-            .add_extension(ca_ski, critical=False)
-            .sign(ca_key, hashes.SHA256())
-        )
-
-        srv_key = _rsa_key()
-        srv_cert = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-            .issuer_name(ca_name)
-            .public_key(srv_key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(start).not_valid_after(end)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=True,
-                data_encipherment=False, key_agreement=False, key_cert_sign=False,
-                crl_sign=False, encipher_only=False, decipher_only=False), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
-                           critical=False)
-            .add_extension(x509.SubjectAlternativeName([
-                x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                x509.DNSName("localhost"),
-            ]), critical=False)
-            .add_extension(x509.SubjectKeyIdentifier.from_public_key(srv_key.public_key()),
-                           critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(
-                ca_ski), critical=False)
-            .sign(ca_key, hashes.SHA256())
-        )
-
-        sig_key = _rsa_key()
-
-        def write(path: pathlib.Path, data: bytes, mode: int) -> None:
-            path.write_bytes(data)
-            path.chmod(mode)
-
-        write(self.ca_key_file, _pem_key(ca_key), 0o600)
-        write(self.key_file, _pem_key(srv_key), 0o600)
-        write(self.cert_file, srv_cert.public_bytes(serialization.Encoding.PEM), 0o644)
-        write(self.sig_key_file, _pem_key(sig_key), 0o600)
-        # Written last: its presence means the PKI is complete.
-        write(self.ca_file, ca_cert.public_bytes(serialization.Encoding.PEM), 0o644)
+        generate_pki(self.ca_file, self.cert_file, self.key_file, "LemonLDAP::NG",
+                     ca_key_file=self.ca_key_file)
+        # The provider's ID-token signing key; written after the CA, which marks the PKI as
+        # complete only when this key exists too.
+        self.sig_key_file.write_bytes(pem_key(rsa_key()))
+        self.sig_key_file.chmod(0o600)
 
     def _write_config(self) -> None:
         w = self.workdir
@@ -438,7 +365,7 @@ languages = en
             },
             "issuerDBOpenIDConnectActivation": 1,
             "oidcServiceMetaDataIssuer": self.issuer,
-            "oidcServicePrivateKeySig": _pem_key(sig_key).decode(),
+            "oidcServicePrivateKeySig": pem_key(sig_key).decode(),
             "oidcServicePublicKeySig": sig_pub.decode(),
             "oidcServiceKeyIdSig": self._kid,
             "oidcServiceIgnoreScopeForClaims": 1,
@@ -463,7 +390,7 @@ languages = en
     def start(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
             return
-        if not self.ca_file.exists():
+        if not (self.ca_file.exists() and self.sig_key_file.exists()):
             self._generate_pki()
         attempts = 1 if self._fixed_port else 3
         for attempt in range(attempts):

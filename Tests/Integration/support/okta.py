@@ -178,7 +178,6 @@ import collections
 import datetime
 import hashlib
 import html
-import ipaddress
 import json
 import math
 import os
@@ -195,10 +194,10 @@ import urllib.parse
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from testpki import generate_pki, rsa_key
 
 AUTHN = "/api/v1/authn"
 STATE_TOKEN_LIFETIME = 300.0     # [D] sliding; we use 5 minutes
@@ -410,72 +409,6 @@ PASSCODE_MISMATCH = "Your passcode doesn't match our records. Please try again."
 ANSWER_MISMATCH = "Your answer doesn't match our records. Please try again."
 
 
-# --------------------------------------------------------------------------------- PKI
-
-
-def _rsa_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def _pem_key(key) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM,
-                             serialization.PrivateFormat.TraditionalOpenSSL,
-                             serialization.NoEncryption())
-
-
-def _generate_pki(ca_file: pathlib.Path, cert_file: pathlib.Path, key_file: pathlib.Path) -> None:
-    now = datetime.datetime.now(datetime.timezone.utc)
-    start, end = now - datetime.timedelta(hours=1), now + datetime.timedelta(days=30)
-    ca_key = _rsa_key()
-    ca_name = x509.Name([
-        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "CloudLogin tests"),
-        x509.NameAttribute(NameOID.COMMON_NAME, f"CloudLogin Okta test CA {secrets.token_hex(4)}"),
-    ])
-    ca_ski = x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key())
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name).issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start).not_valid_after(end)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(x509.KeyUsage(
-            digital_signature=False, content_commitment=False, key_encipherment=False,
-            data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-            encipher_only=False, decipher_only=False), critical=True)
-        .add_extension(ca_ski, critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    srv_key = _rsa_key()
-    srv_cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
-        .issuer_name(ca_name)
-        .public_key(srv_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start).not_valid_after(end)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.KeyUsage(
-            digital_signature=True, content_commitment=False, key_encipherment=True,
-            data_encipherment=False, key_agreement=False, key_cert_sign=False, crl_sign=False,
-            encipher_only=False, decipher_only=False), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectAlternativeName([
-            x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
-            critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(srv_key.public_key()),
-                       critical=False)
-        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
-                       critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key_file.write_bytes(_pem_key(srv_key))
-    key_file.chmod(0o600)
-    cert_file.write_bytes(srv_cert.public_bytes(serialization.Encoding.PEM))
-    # Written last: its presence means the PKI is complete.
-    ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-
-
 # ------------------------------------------------------------------------------- JOSE
 
 
@@ -497,7 +430,7 @@ def _jwk(kid: str, key: rsa.RSAPrivateKey) -> dict:
 def _new_signing_key() -> tuple[str, rsa.RSAPrivateKey]:
     """An RS256 key and its kid: Okta kids are 43 base64url characters ([C]); here the RFC 7638
     thumbprint of the key."""
-    key = _rsa_key()
+    key = rsa_key()
     pub = key.public_key().public_numbers()
     canonical = json.dumps({"e": _b64_uint(pub.e), "kty": "RSA", "n": _b64_uint(pub.n)},
                            separators=(",", ":"), sort_keys=True)
@@ -618,7 +551,7 @@ class OktaServer:
         if self._httpd is not None:
             return
         if not self.ca_file.exists():
-            _generate_pki(self.ca_file, self.cert_file, self.key_file)
+            generate_pki(self.ca_file, self.cert_file, self.key_file, "Okta")
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.minimum_version = ssl.TLSVersion.TLSv1_2
         ctx.load_cert_chain(str(self.cert_file), str(self.key_file))
