@@ -74,7 +74,7 @@ public final class SecretBytes: @unchecked Sendable {
     public func withCString<R>(_ body: (UnsafePointer<CChar>) throws -> R) rethrows -> R {
         reserve(count + 1)
         storage[count] = 0
-        let base = storage.baseAddress ?? UnsafeMutableRawPointer(mutating: emptyCString)
+        let base = storage.baseAddress ?? UnsafeMutableRawPointer(emptyCString)
         return try body(base.assumingMemoryBound(to: CChar.self))
     }
 
@@ -115,4 +115,10 @@ public final class SecretBytes: @unchecked Sendable {
     }
 }
 
-private let emptyCString: [CChar] = [0]
+/// "" for the (unreachable: capacity is never 0) case of storage without an address; allocated
+/// once, never freed, so the pointer stays valid.
+private let emptyCString: UnsafeMutablePointer<CChar> = {
+    let pointer = UnsafeMutablePointer<CChar>.allocate(capacity: 1)
+    pointer.initialize(to: 0)
+    return pointer
+}()
