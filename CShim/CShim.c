@@ -54,6 +54,22 @@ const char *CShim_service(pam_handle_t *pamh) {
     return item;
 }
 
+// The data's value is the address of this constant: nothing to free, nothing to forge from
+// another module (which would need this address).
+static const char cloudlogin_authenticated_key[] = "pam_cloudlogin/authenticated";
+static const char cloudlogin_authenticated_yes = 1;
+
+int CShim_set_authenticated(pam_handle_t *pamh, int authenticated) {
+    return pam_set_data(pamh, cloudlogin_authenticated_key,
+                        authenticated ? (void *)&cloudlogin_authenticated_yes : NULL, NULL);
+}
+
+int CShim_was_authenticated(pam_handle_t *pamh) {
+    const void *data = NULL;
+    if (pam_get_data(pamh, cloudlogin_authenticated_key, &data) != PAM_SUCCESS) return 0;
+    return data == &cloudlogin_authenticated_yes;
+}
+
 void CShim_free_secret(char *secret) {
     if (secret == NULL) return;
     explicit_bzero(secret, strlen(secret));

@@ -50,6 +50,13 @@ int CShim_set_user(pam_handle_t *_Nonnull pamh, const char *_Nonnull user);
 /// Reads PAM_SERVICE (NULL when unset).
 const char *_Nullable CShim_service(pam_handle_t *_Nonnull pamh);
 
+/// Remembers in the PAM handle whether this module authenticated the user (pam_set_data), so
+/// that pam_sm_setcred can tell its own sign-ins from those of other modules.
+int CShim_set_authenticated(pam_handle_t *_Nonnull pamh, int authenticated);
+
+/// Whether CShim_set_authenticated(pamh, 1) was the last word in this handle.
+int CShim_was_authenticated(pam_handle_t *_Nonnull pamh);
+
 /// Overwrites and frees a secret returned by CShim_prompt.
 void CShim_free_secret(char *_Nullable secret);
 

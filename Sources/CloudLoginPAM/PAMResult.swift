@@ -69,8 +69,11 @@ public struct PAMResult: Equatable, Sendable {
         case .offlineRefused(_, let reason):
             self.init(code: PAM_AUTH_ERR, message: "Identity provider unreachable, and offline sign-in is not possible: \(reason.rawValue).",
                       messageIsError: true, logLevel: .warning)
-        case .configInvalid:
-            self.init(code: PAM_SERVICE_ERR, message: nil, messageIsError: false, logLevel: .error)
+        case .configInvalid(_, offlineFor: .some):
+            // Never a yes from a config that cannot be trusted: pam_unix checks the synced password.
+            self.init(code: PAM_AUTHINFO_UNAVAIL, message: "Cloud sign-in is misconfigured; trying offline sign-in.", messageIsError: false, logLevel: .error)
+        case .configInvalid(_, offlineFor: nil):
+            self.init(code: PAM_AUTH_ERR, message: "Cloud sign-in is misconfigured; tell your administrator.", messageIsError: true, logLevel: .error)
         case .accountStoreFailed:
             self.init(code: PAM_SYSTEM_ERR, message: "Could not update the local account.", messageIsError: true, logLevel: .error)
         case .noPassword:

@@ -94,6 +94,8 @@ final class TracingAccounts: LocalAccountStore {
     private let dryRun: Bool
     private(set) var changes: [String] = []
     private var created: Set<String> = []
+    /// `name:group` memberships a dry run pretends to have made.
+    private var joined: Set<String> = []
 
     init(_ inner: LocalAccountStore, log: TerminalLog, dryRun: Bool) {
         self.inner = inner
@@ -121,12 +123,21 @@ final class TracingAccounts: LocalAccountStore {
         return created.contains(name) ? LocalAccount(name: name, uid: UInt32.max, gid: UInt32.max, home: "/home/\(name)") : nil
     }
 
-    func createAccount(name: String, gecos: String, shell: String) -> Result<Void, AccountError> {
-        let result = change("create the account \(name) (useradd -m, GECOS '\(gecos)', shell \(shell))") {
-            inner.createAccount(name: name, gecos: gecos, shell: shell)
+    func createAccount(name: String, gecos: String, shell: String, groups: [String]) -> Result<Void, AccountError> {
+        let member = groups.isEmpty ? "" : ", member of \(groups.joined(separator: ", "))"
+        let result = change("create the account \(name) (useradd -m, GECOS '\(gecos)', shell \(shell)\(member))") {
+            inner.createAccount(name: name, gecos: gecos, shell: shell, groups: groups)
         }
-        if dryRun { created.insert(name) }
+        if dryRun {
+            created.insert(name)
+            for group in groups { joined.insert("\(name):\(group)") }
+        }
         return result
+    }
+
+    func createSystemGroup(_ group: String) -> Result<Void, AccountError> {
+        guard !inner.groupExists(group) else { return .success(()) }
+        return change("create the system group \(group) (groupadd --system)") { inner.createSystemGroup(group) }
     }
 
     func gecos(of name: String) -> String? { inner.gecos(of: name) }
@@ -146,10 +157,12 @@ final class TracingAccounts: LocalAccountStore {
     }
 
     func groupExists(_ group: String) -> Bool { inner.groupExists(group) }
-    func isMember(_ name: String, of group: String) -> Bool { inner.isMember(name, of: group) }
+    func groupID(of group: String) -> UInt32? { inner.groupID(of: group) }
+    func isMember(_ name: String, of group: String) -> Bool { joined.contains("\(name):\(group)") || inner.isMember(name, of: group) }
 
     func addMember(_ name: String, to group: String) -> Result<Void, AccountError> {
-        change("add \(name) to the local group \(group)") { inner.addMember(name, to: group) }
+        if dryRun { joined.insert("\(name):\(group)") }
+        return change("add \(name) to the local group \(group)") { inner.addMember(name, to: group) }
     }
 
     func removeMember(_ name: String, from group: String) -> Result<Void, AccountError> {

@@ -244,8 +244,38 @@ import Testing
         state.records["alice"] = ManagedUser(name: "alice", subject: "alice", idpLogin: "alice@example.com", origin: .created, lastOnlineSuccess: Self.fixtures.now)
         let accounts = AccountTable()
         accounts.uids["alice"] = 2001
-        let outcome = Self.flow(transport, accounts: accounts, state: state, config: fixtureConfig { $0.ropgMFARequired = policy }).authenticate(typedName: "alice", password: password("pw"))
-        #expect(outcome == expected)
+        accounts.passwords["alice"] = "pw"
+        let flow = Self.flow(transport, accounts: accounts, state: state, config: fixtureConfig { $0.ropgMFARequired = policy })
+        #expect(flow.authenticate(typedName: "alice", password: password("pw")) == expected)
+    }
+
+    /// An "MFA required" answer proves only that whoever holds the login at the IdP today typed
+    /// their own password: it opens the account only with the account's synced password, and
+    /// only while the offline rule allows the account.
+    @Test func passwordVerifiedIsBoundToTheSyncedPasswordAndTheOfflineRule() {
+        let transport = ScriptedTransport()
+        transport.on(fixtureDiscoveryURL, 200, fixtureDiscovery)
+        transport.on(fixtureTokenURL, 400, #"{"error":"mfa_required","mfa_token":"x"}"#)
+        let state = StateTable()
+        state.records["alice"] = ManagedUser(name: "alice", subject: "alice", idpLogin: "alice@example.com", origin: .created, lastOnlineSuccess: Self.fixtures.now)
+        let accounts = AccountTable()
+        accounts.uids["alice"] = 2001
+        accounts.passwords["alice"] = "the old owner's password"
+        let config = fixtureConfig { $0.ropgMFARequired = .passwordVerified }
+        // The login now belongs to someone else at the IdP, whose own password the IdP verified.
+        #expect(Self.flow(transport, accounts: accounts, state: state, config: config)
+            .authenticate(typedName: "alice", password: password("the new holder's password")) == .refusedHere(.noAccount))
+        // The synced password, but the account is past the offline rule or was revoked.
+        state.records["alice"]?.lastOnlineSuccess = Self.fixtures.now - 30 * 86_400
+        #expect(Self.flow(transport, accounts: accounts, state: state, config: config)
+            .authenticate(typedName: "alice", password: password("the old owner's password")) == .refusedHere(.noAccount))
+        state.records["alice"]?.lastOnlineSuccess = Self.fixtures.now
+        state.records["alice"]?.lastVerdict = .revoked
+        #expect(Self.flow(transport, accounts: accounts, state: state, config: config)
+            .authenticate(typedName: "alice", password: password("the old owner's password")) == .refusedHere(.noAccount))
+        state.records["alice"]?.lastVerdict = .accepted
+        #expect(Self.flow(transport, accounts: accounts, state: state, config: config)
+            .authenticate(typedName: "alice", password: password("the old owner's password")) == .acceptedPasswordOnly(localName: "alice"))
     }
 
     @Test func publicClientSendsClientIDInBody() {

@@ -27,9 +27,12 @@ import Testing
         (.notCloudUser(.excluded), PAM_IGNORE, nil),
         (.notCloudUser(.systemAccount), PAM_IGNORE, nil),
         (.notCloudUser(.unmanagedLocalAccount), PAM_IGNORE, nil),
+        (.notCloudUser(.unmanagedAdmin), PAM_IGNORE, nil),
+        (.refusedHere(.groupsTakenAway), PAM_AUTH_ERR, "Sign-in refused on this computer: your identity provider took away group rights this session still holds; sign out and sign in again."),
         (.idpUnavailable("down", localName: "alice"), PAM_AUTHINFO_UNAVAIL, "Identity provider unreachable; trying offline sign-in."),
         (.idpMisconfigured("bad client", localName: nil), PAM_AUTHINFO_UNAVAIL, "Cloud sign-in is misconfigured; tell your administrator."),
-        (.configInvalid("bad file"), PAM_SERVICE_ERR, nil),
+        (.configInvalid("bad file", offlineFor: nil), PAM_AUTH_ERR, "Cloud sign-in is misconfigured; tell your administrator."),
+        (.configInvalid("bad file", offlineFor: "alice"), PAM_AUTHINFO_UNAVAIL, "Cloud sign-in is misconfigured; trying offline sign-in."),
         (.accountStoreFailed("disk full"), PAM_SYSTEM_ERR, "Could not update the local account."),
         (.noPassword, PAM_AUTH_ERR, nil),
     ] as [(Outcome, Int32, String?)])
@@ -42,7 +45,7 @@ import Testing
     @Test func onlyAcceptedIsSuccess() {
         let outcomes: [Outcome] = [.rejected(.badCredentials), .notCloudUser(.root), .idpUnavailable("", localName: nil), .idpMisconfigured("", localName: nil),
                                    .refusedHere(.subjectMismatch), .offlineRefused(problem: "", reason: .tooOld),
-                                   .configInvalid(""), .accountStoreFailed(""), .noPassword]
+                                   .configInvalid("", offlineFor: nil), .configInvalid("", offlineFor: "a"), .accountStoreFailed(""), .noPassword]
         for outcome in outcomes { #expect(PAMResult(for: outcome).code != PAM_SUCCESS) }
     }
 
@@ -51,6 +54,9 @@ import Testing
         (.inGoodStanding, PAM_IGNORE),
         (.denied(.revoked), PAM_PERM_DENIED),
         (.denied(.notAllowed), PAM_PERM_DENIED),
+        (.denied(.recordUnreadable), PAM_PERM_DENIED),
+        (.denied(.recordMissing), PAM_PERM_DENIED),
+        (.denied(.groupsTakenAway), PAM_PERM_DENIED),
     ])
     func accountPhaseNeverSaysYes(_ decision: AccountDecision, _ code: Int32) {
         #expect(PAMResult(for: decision).code == code)

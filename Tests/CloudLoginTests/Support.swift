@@ -111,12 +111,23 @@ final class AccountTable: LocalAccountStore {
         uids[name].map { LocalAccount(name: name, uid: $0, gid: $0, home: "/home/\(name)") }
     }
 
-    func createAccount(name: String, gecos: String, shell: String) -> Result<Void, AccountError> {
+    func createAccount(name: String, gecos: String, shell: String, groups: [String]) -> Result<Void, AccountError> {
         if failing == "useradd" { return .failure(.toolFailed("useradd", "exit 1: disk full")) }
         uids[name] = 2000 + UInt32(uids.count)
         gecosFields[name] = gecos
+        for group in groups { self.groups[group, default: []].insert(name) }
         changes.append("useradd \(name) \(shell) \(gecos)")
         return .success(())
+    }
+
+    func createSystemGroup(_ group: String) -> Result<Void, AccountError> {
+        if groups[group] == nil { groups[group] = [] }
+        return .success(())
+    }
+
+    func groupID(of group: String) -> UInt32? {
+        guard groups[group] != nil else { return nil }
+        return 5000 + UInt32(groups.keys.sorted().firstIndex(of: group) ?? 0)
     }
 
     func gecos(of name: String) -> String? { gecosFields[name] }
@@ -142,6 +153,7 @@ final class AccountTable: LocalAccountStore {
     func isMember(_ name: String, of group: String) -> Bool { groups[group]?.contains(name) == true }
 
     func addMember(_ name: String, to group: String) -> Result<Void, AccountError> {
+        if failing == "gpasswd -a \(group)" { return .failure(.toolFailed("gpasswd", "exit 1: cannot lock /etc/group")) }
         groups[group, default: []].insert(name)
         changes.append("gpasswd -a \(name) \(group)")
         return .success(())
@@ -152,6 +164,13 @@ final class AccountTable: LocalAccountStore {
         changes.append("gpasswd -d \(name) \(group)")
         return .success(())
     }
+}
+
+/// A caller's credentials the test sets (sudo runs with the invoking user's uid and groups).
+struct FixedCaller: CallerCredentials {
+    var realUID: UInt32 = 0
+    var groups: [UInt32] = []
+    func groupIDs() -> [UInt32] { groups }
 }
 
 /// Managed-user records in memory.

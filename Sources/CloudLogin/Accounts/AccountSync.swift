@@ -34,18 +34,27 @@ public struct AccountSync {
         return LoginName.isValidLocalName(lowered) ? lowered : nil
     }
 
-    /// GECOS from the `name` claim: no `:` `,` `=`, no line breaks or control characters.
+    /// GECOS from the `name` claim: no `:` `,` `=`, no line breaks, no control characters and
+    /// no format characters (bidi overrides and isolates, zero-width joiners: a name that reads
+    /// differently from what it is).
     public static func gecos(from name: String?) -> String {
         guard let name else { return "" }
         let kept = name.unicodeScalars.filter { scalar in
-            !(scalar.value < 0x20 || scalar.value == 0x7F || (0x80...0x9F).contains(scalar.value)
-              || scalar == ":" || scalar == "," || scalar == "=" || scalar == "\u{2028}" || scalar == "\u{2029}")
+            switch scalar.properties.generalCategory {
+            case .control, .format, .lineSeparator, .paragraphSeparator, .surrogate, .privateUse, .unassigned: return false
+            default: return scalar != ":" && scalar != "," && scalar != "="
+            }
         }
         return String(String.UnicodeScalarView(kept)).trimmed.prefix(200).description
     }
 
     /// Syncs the account of `identity`. `typedName` is what the user typed; a short name must
     /// map to itself (sudo and su cannot change the user).
+    ///
+    /// Order (docs/state.md): the record is written before the account exists and before the
+    /// mark is set, and every group is recorded before it is granted, so a sync that stops
+    /// half-way (a tool fails, the disk is full, the time is up) never leaves an account or a
+    /// group CloudLogin does not know it made. The last online success is written last.
     public func sync(identity: Identity, typedName: String, password: SecretBytes) -> Result {
         guard let localName = Self.localName(for: identity, claim: config.nameClaim, usernameSuffix: config.usernameSuffix) else {
             log.error("the IdP's \(config.nameClaim) claim is missing, not a valid local user name, or not in the username_suffix domain; refusing")
@@ -89,33 +98,76 @@ public struct AccountSync {
                 }
                 return .success(.refused(refusal))
             }
+            let exists = accounts.account(named: localName) != nil
+            if !exists && !config.create { return .success(.refused(.noAccount)) }
+            let marked = exists && accounts.isMarked(localName)
+
+            // 1. The record, before the account and its mark. A new one has no online success
+            //    yet: offline sign-in starts only once the whole sync is done.
+            var current: ManagedUser
+            // A marked account whose record was lost: the memberships the IdP calls for now are
+            // taken for CloudLogin's grants (they are what it would grant), so a later demotion
+            // takes them back.
+            var adopt = false
+            if var found = record {
+                if found.subject.isEmpty {
+                    log.warning("the record of \(localName) was lost earlier; the account is bound again to the IdP's subject")
+                    found.subject = identity.subject
+                    found.idpLogin = identity.idpLogin
+                    adopt = true
+                    if case .failure(let error) = state.save(found) { return .failure(error) }
+                }
+                current = found
+            } else {
+                if marked {
+                    log.warning("the account \(localName) carries CloudLogin's mark but its record is missing; the record is written again and bound to the IdP's subject")
+                    adopt = true
+                }
+                current = ManagedUser(name: localName, subject: identity.subject, idpLogin: identity.idpLogin,
+                                      origin: exists && !marked ? .migrated : .created,
+                                      grantedGroups: [], lastOnlineSuccess: 0, lastVerdict: .accepted, allowed: allowed)
+                if case .failure(let error) = state.save(current) { return .failure(error) }
+            }
+
+            // 2. The account with the mark, or the mark on an existing account (migrated, or
+            //    managed by a release that had no mark).
             var created = false
             let gecos = Self.gecos(from: identity.displayName)
-            if accounts.account(named: localName) == nil {
-                guard config.create else { return .success(.refused(.noAccount)) }
-                if case .failure(let error) = accounts.createAccount(name: localName, gecos: gecos, shell: config.shell) {
+            if !exists {
+                if case .failure(let error) = accounts.createSystemGroup(ManagedMark.group) { return .failure(error) }
+                if case .failure(let error) = accounts.createAccount(name: localName, gecos: gecos, shell: config.shell,
+                                                                     groups: [ManagedMark.group]) {
                     return .failure(error)
                 }
                 created = true
-            } else if !gecos.isEmpty, accounts.gecos(of: localName) != gecos {
-                if case .failure(let error) = accounts.setGECOS(name: localName, gecos: gecos) { return .failure(error) }
+            } else {
+                if !marked {
+                    if case .failure(let error) = accounts.createSystemGroup(ManagedMark.group) { return .failure(error) }
+                    if case .failure(let error) = accounts.addMember(localName, to: ManagedMark.group) { return .failure(error) }
+                }
+                if !gecos.isEmpty, accounts.gecos(of: localName) != gecos {
+                    if case .failure(let error) = accounts.setGECOS(name: localName, gecos: gecos) { return .failure(error) }
+                }
             }
+
+            // 3. The password.
             if accounts.passwordMatches(name: localName, password: password) != true {
                 if case .failure(let error) = accounts.setPassword(name: localName, password: password) { return .failure(error) }
                 log.info("local password of \(localName) synced with the IdP")
             }
-            var granted = record?.grantedGroups ?? []
+
+            // 4. The groups, each recorded before it is granted.
             if identity.groupsKnown {
-                switch syncGroups(localName: localName, idpGroups: groups, previouslyGranted: granted) {
-                case .success(let now): granted = now
-                case .failure(let error): return .failure(error)
+                if case .failure(let error) = syncGroups(localName: localName, idpGroups: groups, record: &current, adopt: adopt) {
+                    return .failure(error)
                 }
             }
-            let updated = ManagedUser(name: localName, subject: identity.subject, idpLogin: identity.idpLogin,
-                                      origin: record?.origin ?? (created ? .created : .migrated),
-                                      grantedGroups: granted, lastOnlineSuccess: clock.now(),
-                                      lastVerdict: .accepted, allowed: true)
-            return state.save(updated).map { .ready(localName: localName, created: created) }
+
+            // 5. The online success, last.
+            current.lastOnlineSuccess = clock.now()
+            current.lastVerdict = .accepted
+            current.allowed = true
+            return state.save(current).map { .ready(localName: localName, created: created) }
         }
         switch outcome {
         case .success(let result):
@@ -130,18 +182,19 @@ public struct AccountSync {
 
     /// The refusals that depend on the local account and its record.
     func refusal(localName: String, record: ManagedUser?, subject: String, allowed: Bool) -> AccountRefusal? {
-        if let record, record.subject != subject { return .subjectMismatch }
-        if record == nil, let account = accounts.account(named: localName) {
+        if let record, !record.subject.isEmpty, record.subject != subject { return .subjectMismatch }
+        if record == nil, let account = accounts.account(named: localName), !accounts.isMarked(localName) {
             if account.uid == 0 || account.uid < config.minUID { return .localOnlyName }
             if !config.migrate { return .unmanagedAccount }
+            if accounts.isMember(localName, of: config.adminLocalGroup) && !config.migrateAdmins.contains(localName) {
+                return .unmanagedAdmin
+            }
         }
         return allowed ? nil : .notInAllowedGroups
     }
 
-    /// Grants the local groups the IdP groups call for; with `demote`, takes back the ones
-    /// CloudLogin granted earlier that the IdP no longer calls for. Groups added by hand are
-    /// never touched. Returns the groups CloudLogin has granted now.
-    func syncGroups(localName: String, idpGroups: [String], previouslyGranted: [String]) -> Swift.Result<[String], AccountError> {
+    /// The local groups the IdP groups call for.
+    func wantedGroups(idpGroups: [String]) -> [String] {
         var wanted: [String] = []
         if !config.adminGroups.isEmpty && !Set(config.adminGroups).isDisjoint(with: idpGroups) {
             wanted.append(config.adminLocalGroup)
@@ -149,46 +202,87 @@ public struct AccountSync {
         for mapping in config.groupMap where idpGroups.contains(mapping.idpGroup) && !wanted.contains(mapping.localGroup) {
             wanted.append(mapping.localGroup)
         }
-        var granted: [String] = []
+        return wanted
+    }
+
+    /// Grants the local groups the IdP groups call for; with `demote`, takes back the ones
+    /// CloudLogin granted earlier that the IdP no longer calls for. Groups added by hand are
+    /// never touched. `record` is saved before each grant and after each removal, so it never
+    /// misses a group CloudLogin gave. `adopt`: memberships of wanted groups are recorded as
+    /// CloudLogin's (a marked account whose record was lost).
+    func syncGroups(localName: String, idpGroups: [String], record: inout ManagedUser, adopt: Bool = false) -> Swift.Result<Void, AccountError> {
+        let wanted = wantedGroups(idpGroups: idpGroups)
         for group in wanted {
             guard accounts.groupExists(group) else {
                 log.warning("local group \(group) does not exist; not granting it")
                 continue
             }
+            // A member already: ours if we granted it before (it stays recorded), an admin's otherwise.
             if accounts.isMember(localName, of: group) {
-                // Ours if we granted it before; an admin's otherwise.
-                if previouslyGranted.contains(group) { granted.append(group) }
+                if adopt && !record.grantedGroups.contains(group) { record.grantedGroups.append(group) }
                 continue
             }
+            if !record.grantedGroups.contains(group) { record.grantedGroups.append(group) }
+            record.revokedGroups.removeAll { $0 == group }
+            if case .failure(let error) = state.save(record) { return .failure(error) }
             if case .failure(let error) = accounts.addMember(localName, to: group) { return .failure(error) }
             log.info("added \(localName) to local group \(group)")
-            granted.append(group)
         }
-        for group in previouslyGranted where !wanted.contains(group) {
-            if config.demote {
-                if accounts.isMember(localName, of: group) {
-                    if case .failure(let error) = accounts.removeMember(localName, from: group) { return .failure(error) }
-                    log.info("removed \(localName) from local group \(group): no longer granted by the IdP")
-                }
-            } else {
-                granted.append(group)
-            }
+        // Recorded but not a member (a grant that failed, or an admin took it away): not ours.
+        record.grantedGroups.removeAll { !wanted.contains($0) && !accounts.isMember(localName, of: $0) }
+        guard config.demote else { return .success(()) }
+        for group in record.grantedGroups where !wanted.contains(group) {
+            if case .failure(let error) = takeAway(group, from: localName, record: &record) { return .failure(error) }
+            log.info("removed \(localName) from local group \(group): no longer granted by the IdP")
         }
-        return .success(granted)
+        return state.save(record)
+    }
+
+    /// Removes `localName` from `group` and records it: no longer granted, and taken away (a
+    /// process started before still carries the group, see `LoginFlow.groupsTakenAway`).
+    func takeAway(_ group: String, from localName: String, record: inout ManagedUser) -> Swift.Result<Void, AccountError> {
+        if accounts.isMember(localName, of: group) {
+            if case .failure(let error) = accounts.removeMember(localName, from: group) { return .failure(error) }
+            if !record.revokedGroups.contains(group) { record.revokedGroups.append(group) }
+        }
+        record.grantedGroups.removeAll { $0 == group }
+        return state.save(record)
     }
 
     /// After a definite "no" from the IdP: if the refused password is the synced one (or the
     /// IdP said the user is disabled or unknown), offline sign-in stops until the next online
-    /// success. A mistyped password changes nothing.
-    public func recordRejection(localName: String, reason: RejectionReason, password: SecretBytes) {
-        guard canChangeAccounts, case .success(.some) = state.user(named: localName) else { return }
+    /// success, and the groups CloudLogin granted are taken back. A mistyped password changes
+    /// nothing. An account that carries the mark but lost its record gets a record again
+    /// (unbound: the next online success binds it), and loses every group CloudLogin could
+    /// have granted, since its grants can no longer be told from an admin's.
+    public func recordRejection(localName: String, login: String, reason: RejectionReason, password: SecretBytes) {
+        guard canChangeAccounts, accounts.account(named: localName) != nil else { return }
+        let marked = accounts.isMarked(localName)
+        guard case .success(let found) = state.user(named: localName), found != nil || marked else { return }
         let definite = reason == .disabled || reason == .unknownUser
         guard definite || (reason == .badCredentials && accounts.passwordMatches(name: localName, password: password) == true) else { return }
         // Re-read under the lock: a concurrent sign-in may have saved a newer record.
         let saved = state.withLock { () -> Swift.Result<Void, AccountError> in
-            guard case .success(var record?) = state.user(named: localName) else { return .success(()) }
+            var record: ManagedUser
+            var grants: [String]
+            switch state.user(named: localName) {
+            case .failure(let error): return .failure(error)
+            case .success(let current?):
+                record = current
+                grants = current.grantedGroups
+            case .success(nil):
+                guard accounts.isMarked(localName) else { return .success(()) }
+                record = ManagedUser(name: localName, subject: "", idpLogin: login, origin: .created,
+                                     lastOnlineSuccess: 0, lastVerdict: .revoked, allowed: false)
+                grants = wantedGroups(idpGroups: config.adminGroups + config.groupMap.map(\.idpGroup))
+            }
             record.lastVerdict = .revoked
-            return state.save(record)
+            if case .failure(let error) = state.save(record) { return .failure(error) }
+            for group in grants {
+                if case .failure(let error) = takeAway(group, from: localName, record: &record) { return .failure(error) }
+                log.notice("removed \(localName) from local group \(group): the IdP refused the account")
+            }
+            return .success(())
         }
         if case .failure(let error) = saved {
             log.error("cannot record that the IdP refused \(localName): \(error)")
@@ -204,6 +298,8 @@ public enum AccountRefusal: String, Equatable, Sendable {
     case nameMismatch = "the cloud identity maps to another local user name"
     case localOnlyName = "the cloud identity maps to a local-only account"
     case unmanagedAccount = "a local account with that name exists and is not managed by CloudLogin (migrate = no)"
+    case unmanagedAdmin = "a local administrator account with that name exists; migrate takes it over only when listed in migrate_admins"
+    case groupsTakenAway = "your identity provider took away group rights this session still holds; sign out and sign in again"
     case subjectMismatch = "the local account belongs to another cloud identity"
     case notInAllowedGroups = "not in allow_groups"
     case noAccount = "no local account, and create = no (or not running as root)"

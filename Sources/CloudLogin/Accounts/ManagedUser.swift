@@ -29,6 +29,10 @@ public struct ManagedUser: Codable, Equatable, Sendable {
     public var lastVerdict: Verdict
     /// Whether the user was in `allow_groups` at the last online sign-in.
     public var allowed: Bool
+    /// Local groups CloudLogin took away again (demoted, or refused by the IdP). A process
+    /// started before that may still carry the group's id: such a process is refused
+    /// (`LoginFlow.groupsTakenAway`). Cleared for a group when CloudLogin grants it again.
+    public var revokedGroups: [String] = []
 
     public init(name: String, subject: String, idpLogin: String, origin: Origin, grantedGroups: [String] = [],
                 lastOnlineSuccess: Int64, lastVerdict: Verdict = .accepted, allowed: Bool = true) {
@@ -48,7 +52,31 @@ public struct ManagedUser: Codable, Equatable, Sendable {
         case grantedGroups = "granted_groups"
         case lastOnlineSuccess = "last_online_success"
         case lastVerdict = "last_verdict"
+        case revokedGroups = "revoked_groups"
     }
+
+    /// Reads records of every release: `revoked_groups` came with 0.2 and is empty when absent
+    /// (docs/state.md).
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        name = try container.decode(String.self, forKey: .name)
+        subject = try container.decode(String.self, forKey: .subject)
+        idpLogin = try container.decode(String.self, forKey: .idpLogin)
+        origin = try container.decode(Origin.self, forKey: .origin)
+        grantedGroups = try container.decode([String].self, forKey: .grantedGroups)
+        lastOnlineSuccess = try container.decode(Int64.self, forKey: .lastOnlineSuccess)
+        lastVerdict = try container.decode(Verdict.self, forKey: .lastVerdict)
+        allowed = try container.decode(Bool.self, forKey: .allowed)
+        revokedGroups = try container.decodeIfPresent([String].self, forKey: .revokedGroups) ?? []
+    }
+}
+
+/// The durable mark of an account CloudLogin manages: membership in the local group
+/// `cloudlogin`. It lives in /etc/group, beside the account, so it survives the loss of the
+/// account's record in /var/lib/cloudlogin: an account with the mark is never taken for an
+/// unmanaged local account (docs/state.md). Users cannot take themselves out of a group.
+public enum ManagedMark {
+    public static let group = "cloudlogin"
 }
 
 /// Where managed-user records live. The module uses `StateDirectory`; tests a dictionary.

@@ -5,21 +5,37 @@ import Glibc
 /// skeleton files behave as the distribution intends (DESIGN.md §2).
 public struct ShadowUtilsAccounts: LocalAccountStore {
     private let system = SystemAccounts()
+    /// The sign-in's overall deadline: no tool runs past it (nor longer than 30 s).
+    private let deadline: Deadline?
 
-    public init() {}
+    public init(deadline: Deadline? = nil) {
+        self.deadline = deadline
+    }
+
+    private var timeLimit: Int64 { min(ToolRunner.timeLimitMilliseconds, deadline?.remainingMilliseconds ?? ToolRunner.timeLimitMilliseconds) }
 
     public func account(named name: String) -> LocalAccount? { system.account(named: name) }
 
-    public func createAccount(name: String, gecos: String, shell: String) -> Result<Void, AccountError> {
-        ToolRunner.check("/usr/sbin/useradd", ["--create-home", "--user-group", "--shell", shell, "--comment", gecos, "--", name])
+    public func createAccount(name: String, gecos: String, shell: String, groups: [String]) -> Result<Void, AccountError> {
+        var arguments = ["--create-home", "--user-group", "--shell", shell, "--comment", gecos]
+        if !groups.isEmpty { arguments += ["--groups", groups.joined(separator: ",")] }
+        return ToolRunner.check("/usr/sbin/useradd", arguments + ["--", name], timeLimit: timeLimit)
     }
+
+    public func createSystemGroup(_ group: String) -> Result<Void, AccountError> {
+        guard !groupExists(group) else { return .success(()) }
+        // -f: no error when a concurrent sign-in created it first.
+        return ToolRunner.check("/usr/sbin/groupadd", ["--system", "--force", "--", group], timeLimit: timeLimit)
+    }
+
+    public func groupID(of group: String) -> UInt32? { system.groupID(of: group) }
 
     public func gecos(of name: String) -> String? {
         withPasswd(name) { entry in entry.pw_gecos.map { String(cString: $0) } ?? "" }
     }
 
     public func setGECOS(name: String, gecos: String) -> Result<Void, AccountError> {
-        ToolRunner.check("/usr/sbin/usermod", ["--comment", gecos, "--", name])
+        ToolRunner.check("/usr/sbin/usermod", ["--comment", gecos, "--", name], timeLimit: timeLimit)
     }
 
     public func passwordMatches(name: String, password: SecretBytes) -> Bool? {
@@ -43,30 +59,21 @@ public struct ShadowUtilsAccounts: LocalAccountStore {
         defer { line.wipe() }
         // -c: hash here with login.defs' method, not through PAM's password stack (which holds
         // pam_cloudlogin, which refuses local changes for managed users).
-        return ToolRunner.check("/usr/sbin/chpasswd", ["--crypt-method", Self.encryptMethod()], input: line)
+        return ToolRunner.check("/usr/sbin/chpasswd", ["--crypt-method", Self.encryptMethod()], input: line, timeLimit: timeLimit)
     }
 
     public func groupExists(_ group: String) -> Bool {
-        withGroup(group) { _ in true } ?? false
+        system.groupID(of: group) != nil
     }
 
-    public func isMember(_ name: String, of group: String) -> Bool {
-        withGroup(group) { entry in
-            var member = entry.gr_mem
-            while let current = member?.pointee {
-                if String(cString: current) == name { return true }
-                member = member?.advanced(by: 1)
-            }
-            return false
-        } ?? false
-    }
+    public func isMember(_ name: String, of group: String) -> Bool { system.isMember(name, of: group) }
 
     public func addMember(_ name: String, to group: String) -> Result<Void, AccountError> {
-        ToolRunner.check("/usr/bin/gpasswd", ["--add", name, group])
+        ToolRunner.check("/usr/bin/gpasswd", ["--add", name, group], timeLimit: timeLimit)
     }
 
     public func removeMember(_ name: String, from group: String) -> Result<Void, AccountError> {
-        ToolRunner.check("/usr/bin/gpasswd", ["--delete", name, group])
+        ToolRunner.check("/usr/bin/gpasswd", ["--delete", name, group], timeLimit: timeLimit)
     }
 
     /// ENCRYPT_METHOD from /etc/login.defs (SHA256, SHA512 or YESCRYPT; default YESCRYPT).
@@ -96,24 +103,5 @@ public struct ShadowUtilsAccounts: LocalAccountStore {
                   let found = result?.pointee else { return nil }
             return body(found)
         }
-    }
-
-    private func withGroup<T>(_ name: String, _ body: (group) -> T) -> T? {
-        var entry = group()
-        var result: UnsafeMutablePointer<group>?
-        var size = 16384
-        while size <= 1 << 22 {
-            var buffer = [CChar](repeating: 0, count: size)
-            var status: Int32 = 0
-            let answer: T? = buffer.withUnsafeMutableBufferPointer { storage -> T? in
-                guard let base = storage.baseAddress else { return nil }
-                status = getgrnam_r(name, &entry, base, storage.count, &result)
-                guard status == 0, let found = result?.pointee else { return nil }
-                return body(found)
-            }
-            if status == ERANGE { size *= 4; continue }
-            return answer
-        }
-        return nil
     }
 }

@@ -8,23 +8,27 @@ import Glibc
 /// a screen locker that runs as the user needs them for the offline rule.
 public final class StateDirectory: ManagedUserStore {
     public let path: String
+    /// The sign-in's overall deadline: the lock is not waited for beyond it.
+    private let deadline: Deadline?
     private var usersPath: String { "\(path)/users" }
 
-    public init(path: String) {
+    public init(path: String, deadline: Deadline? = nil) {
         self.path = path
+        self.deadline = deadline
     }
 
-    /// Checks (and, for root, creates) the directory layout.
-    func checkLayout(create: Bool) -> Result<Void, AccountError> {
+    /// Checks (and, for root, creates) the directory layout. False: it does not exist (and
+    /// `create` is off, or this process is not root), so there are no records.
+    func checkLayout(create: Bool) -> Result<Bool, AccountError> {
         for directory in [path, usersPath] {
             var info = stat()
             if lstat(directory, &info) != 0 {
                 guard errno == ENOENT, create, geteuid() == 0 else {
-                    if errno == ENOENT { return .failure(.stateFailed("\(directory) does not exist")) }
-                    return .failure(.stateFailed("\(directory): \(String(cString: strerror(errno)))"))
+                    if errno == ENOENT { return create ? .failure(.stateFailed("\(directory) does not exist")) : .success(false) }
+                    return .failure(.stateLayout("\(directory): \(String(cString: strerror(errno)))"))
                 }
                 guard mkdir(directory, 0o755) == 0 || errno == EEXIST, lstat(directory, &info) == 0 else {
-                    return .failure(.stateFailed("cannot create \(directory): \(String(cString: strerror(errno)))"))
+                    return .failure(.stateLayout("cannot create \(directory): \(String(cString: strerror(errno)))"))
                 }
                 // Not the host's umask: a screen locker running as the user must read records.
                 if (info.st_mode & S_IFMT) == S_IFDIR, info.st_uid == 0, info.st_mode & 0o777 != 0o755 {
@@ -33,24 +37,24 @@ public final class StateDirectory: ManagedUserStore {
                 }
             }
             guard (info.st_mode & S_IFMT) == S_IFDIR else {
-                return .failure(.stateFailed("\(directory) is not a directory (a symlink?); refusing to use it"))
+                return .failure(.stateLayout("\(directory) is not a directory (a symlink?); refusing to use it"))
             }
             guard info.st_uid == 0 else {
-                return .failure(.stateFailed("\(directory) is owned by uid \(info.st_uid), not root; refusing to use it"))
+                return .failure(.stateLayout("\(directory) is owned by uid \(info.st_uid), not root; refusing to use it"))
             }
             guard info.st_mode & (S_IWGRP | S_IWOTH) == 0 else {
-                return .failure(.stateFailed("\(directory) is writable by group or others; run chmod go-w \(directory)"))
+                return .failure(.stateLayout("\(directory) is writable by group or others; run chmod go-w \(directory)"))
             }
         }
-        return .success(())
+        return .success(true)
     }
 
     public func user(named name: String) -> Result<ManagedUser?, AccountError> {
         guard LoginName.isValidLocalName(name) else { return .success(nil) }
         switch checkLayout(create: false) {
-        case .failure(.stateFailed(let why)) where why.hasSuffix("does not exist"): return .success(nil)
+        case .success(false): return .success(nil)
         case .failure(let error): return .failure(error)
-        case .success: break
+        case .success(true): break
         }
         let file = "\(usersPath)/\(name)"
         let descriptor = open(file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
@@ -116,9 +120,9 @@ public final class StateDirectory: ManagedUserStore {
 
     public func allUsers() -> Result<[ManagedUser], AccountError> {
         switch checkLayout(create: false) {
-        case .failure(.stateFailed(let why)) where why.hasSuffix("does not exist"): return .success([])
+        case .success(false): return .success([])
         case .failure(let error): return .failure(error)
-        case .success: break
+        case .success(true): break
         }
         guard let directory = opendir(usersPath) else { return .failure(.stateFailed("cannot list \(usersPath)")) }
         defer { closedir(directory) }
@@ -146,10 +150,12 @@ public final class StateDirectory: ManagedUserStore {
         let descriptor = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard descriptor >= 0 else { return .failure(.lockFailed("cannot open \(lockPath): \(String(cString: strerror(errno)))")) }
         defer { close(descriptor) }
-        // Bounded: a process stuck while holding the lock must not hang every login.
-        var waited = 0
+        // Bounded (30 s, and the sign-in's deadline): a process stuck while holding the lock
+        // must not hang every login. Only sign-ins that change a managed account wait here.
+        let limit = min(30_000, deadline?.remainingMilliseconds ?? 30_000)
+        var waited: Int64 = 0
         while flock(descriptor, LOCK_EX | LOCK_NB) != 0 {
-            guard errno == EWOULDBLOCK || errno == EINTR, waited < 30_000 else {
+            guard errno == EWOULDBLOCK || errno == EINTR, waited < limit else {
                 return .failure(.lockFailed("cannot lock \(lockPath): \(String(cString: strerror(errno)))"))
             }
             usleep(10_000)

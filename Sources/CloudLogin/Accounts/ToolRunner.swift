@@ -8,13 +8,14 @@ public struct ToolResult: Equatable, Sendable {
     public var output: String
 }
 
-/// Runs the system's account tools (useradd, usermod, gpasswd, chpasswd): a fixed argument
-/// vector, a clean environment, no shell, input only on stdin, every other descriptor closed.
+/// Runs the system's account tools (useradd, usermod, gpasswd, chpasswd) as root (real and
+/// effective uid 0): a fixed argument vector, a clean environment, no shell, input only on
+/// stdin, every other descriptor closed.
 public enum ToolRunner {
     static let environment = ["PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C"]
     static let maximumOutput = 4096
-    /// How long one tool may run.
-    static let timeLimitMilliseconds: Int32 = 30_000
+    /// How long one tool may run at most.
+    public static let timeLimitMilliseconds: Int64 = 30_000
 
     /// Writes `input` to a pipe. A tool that exits before reading would raise SIGPIPE, which
     /// kills the host (login, sudo) by default: SIGPIPE is blocked in this thread for the write
@@ -47,7 +48,9 @@ public enum ToolRunner {
     }
 
     /// Runs `path` with `arguments` (argv[1...]); `input` goes to stdin and is not kept.
-    public static func run(_ path: String, _ arguments: [String], input: SecretBytes? = nil) -> Result<ToolResult, AccountError> {
+    public static func run(_ path: String, _ arguments: [String], input: SecretBytes? = nil,
+                           timeLimit: Int64 = timeLimitMilliseconds) -> Result<ToolResult, AccountError> {
+        guard timeLimit > 0 else { return .failure(.toolFailed(path, "not started: the sign-in's time is up")) }
         var inputPipe: [Int32] = [-1, -1]
         var outputPipe: [Int32] = [-1, -1]
         guard CSpawn_pipe_cloexec(&inputPipe) == 0 else { return .failure(.toolFailed(path, "pipe: \(errnoText())")) }
@@ -55,35 +58,17 @@ public enum ToolRunner {
             close(inputPipe[0]); close(inputPipe[1])
             return .failure(.toolFailed(path, "pipe: \(errnoText())"))
         }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_adddup2(&actions, inputPipe[0], 0)
-        posix_spawn_file_actions_adddup2(&actions, outputPipe[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, outputPipe[1], 2)
-        CSpawn_close_from(&actions, 3)
-
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        // The child starts with default signal handling and no blocked signals, whatever the
-        // host process (login, sudo) set up.
-        var defaults = sigset_t()
-        sigfillset(&defaults)
-        var empty = sigset_t()
-        sigemptyset(&empty)
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setsigmask(&attributes, &empty)
-        posix_spawnattr_setflags(&attributes, Int16(truncatingIfNeeded: POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
-
         let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
         let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup($0) } + [nil]
         defer {
             argv.forEach { free($0) }
             envp.forEach { free($0) }
         }
+        // As root, whatever the host's real uid (sudo and su run us with the caller's): the
+        // tools check getuid(). The child starts with default signal handling, no blocked
+        // signals, the host's lowered resource limits lifted and only stdin/stdout/stderr open.
         var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, path, &actions, &attributes, argv, envp)
+        let spawned = CSpawn_spawn_as_root(path, argv, envp, inputPipe[0], outputPipe[1], &pid)
         close(inputPipe[0])
         close(outputPipe[1])
         guard spawned == 0 else {
@@ -99,13 +84,13 @@ public enum ToolRunner {
         var output: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: 1024)
         var timedOut = false
-        var waitedMilliseconds: Int32 = 0
+        var waitedMilliseconds: Int64 = 0
         while true {
             var descriptor = pollfd(fd: outputPipe[0], events: Int16(truncatingIfNeeded: POLLIN), revents: 0)
             let ready = poll(&descriptor, 1, 100)
             if ready == 0 {
                 waitedMilliseconds &+= 100
-                if waitedMilliseconds >= timeLimitMilliseconds { timedOut = true; break }
+                if waitedMilliseconds >= timeLimit { timedOut = true; break }
                 continue
             }
             if ready < 0 && errno == EINTR { continue }
@@ -124,7 +109,7 @@ public enum ToolRunner {
             return .failure(.toolFailed(path, "exit status lost: \(errnoText())"))
         }
         if timedOut {
-            return .failure(.toolFailed(path, "did not finish within \(timeLimitMilliseconds / 1000) s and was stopped"))
+            return .failure(.toolFailed(path, "did not finish within \(timeLimit) ms and was stopped"))
         }
         let exited = (status & 0x7F) == 0
         let code: Int32 = exited ? (status >> 8) & 0xFF : 128 &+ (status & 0x7F)
@@ -133,8 +118,9 @@ public enum ToolRunner {
     }
 
     /// Runs a tool and turns a non-zero exit into an error naming the tool and its message.
-    public static func check(_ path: String, _ arguments: [String], input: SecretBytes? = nil) -> Result<Void, AccountError> {
-        run(path, arguments, input: input).flatMap { result in
+    public static func check(_ path: String, _ arguments: [String], input: SecretBytes? = nil,
+                             timeLimit: Int64 = timeLimitMilliseconds) -> Result<Void, AccountError> {
+        run(path, arguments, input: input, timeLimit: timeLimit).flatMap { result in
             guard result.status == 0 else {
                 let name = path.split(separator: "/").last.map(String.init) ?? path
                 let message = result.output.split(separator: "\n").first.map(String.init) ?? ""

@@ -61,6 +61,9 @@ public struct Config: Sendable {
     public var minUID: Int = 1000
     public var exclude: [String] = ["root"]
     public var migrate: Bool = false
+    /// Local accounts in `admin_local_group` that `migrate` may take over (none otherwise: an
+    /// existing administrator is never handed to the IdP by accident).
+    public var migrateAdmins: [String] = []
     public var create: Bool = true
     public var shell: String = "/bin/bash"
     public var allowGroups: [String] = []

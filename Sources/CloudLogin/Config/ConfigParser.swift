@@ -222,6 +222,7 @@ public enum ConfigParser {
             "min_uid": { config, value, origin, _ throws(ConfigDiagnostic) in config.minUID = try integer(value, origin, 1...2_147_483_647, unit: "") },
             "exclude": { config, value, _, _ throws(ConfigDiagnostic) in config.exclude = list(value) },
             "migrate": { config, value, origin, _ throws(ConfigDiagnostic) in config.migrate = try yesNo(value, origin) },
+            "migrate_admins": { config, value, _, _ throws(ConfigDiagnostic) in config.migrateAdmins = list(value) },
             "create": { config, value, origin, _ throws(ConfigDiagnostic) in config.create = try yesNo(value, origin) },
             "shell": { config, value, origin, _ throws(ConfigDiagnostic) in config.shell = try absolutePath(value, origin) },
             "allow_groups": { config, value, _, _ throws(ConfigDiagnostic) in config.allowGroups = list(value) },

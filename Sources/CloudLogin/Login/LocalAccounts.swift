@@ -15,9 +15,18 @@ public struct LocalAccount: Equatable, Sendable {
     }
 }
 
-/// Looks up local accounts (NSS). Tests pass a fixed table.
+/// Looks up local accounts and groups (NSS). Tests pass a fixed table.
 public protocol LocalAccountDirectory {
     func account(named name: String) -> LocalAccount?
+    /// Whether `name` is a supplementary member of `group`.
+    func isMember(_ name: String, of group: String) -> Bool
+    /// The id of `group`, nil if there is no such group.
+    func groupID(of group: String) -> UInt32?
+}
+
+extension LocalAccountDirectory {
+    /// Whether `name` carries CloudLogin's durable mark (`ManagedMark`).
+    public func isMarked(_ name: String) -> Bool { isMember(name, of: ManagedMark.group) }
 }
 
 /// The system's user database through `getpwnam_r`.
@@ -42,6 +51,42 @@ public struct SystemAccounts: LocalAccountDirectory {
             }
             if status == ERANGE { size *= 4; continue }
             return account
+        }
+        return nil
+    }
+
+    public func isMember(_ name: String, of group: String) -> Bool {
+        withGroup(group) { entry in
+            var member = entry.gr_mem
+            while let current = member?.pointee {
+                if String(cString: current) == name { return true }
+                member = member?.advanced(by: 1)
+            }
+            return false
+        } ?? false
+    }
+
+    public func groupID(of group: String) -> UInt32? {
+        withGroup(group) { entry in entry.gr_gid }
+    }
+
+    /// Runs `body` with the group entry of `name` while its strings are valid.
+    func withGroup<T>(_ name: String, _ body: (group) -> T) -> T? {
+        guard !name.isEmpty, !name.utf8.contains(0) else { return nil }
+        var entry = group()
+        var result: UnsafeMutablePointer<group>?
+        var size = 16384
+        while size <= 1 << 22 {
+            var buffer = [CChar](repeating: 0, count: size)
+            var status: Int32 = 0
+            let answer: T? = buffer.withUnsafeMutableBufferPointer { storage -> T? in
+                guard let base = storage.baseAddress else { return nil }
+                status = getgrnam_r(name, &entry, base, storage.count, &result)
+                guard status == 0, let found = result?.pointee else { return nil }
+                return body(found)
+            }
+            if status == ERANGE { size *= 4; continue }
+            return answer
         }
         return nil
     }

@@ -15,11 +15,33 @@ public enum NameDecision: Equatable, Sendable {
     case refuse(RejectionReason)
 }
 
+/// Where CloudLogin stands with a local account name: one answer, used by the screening, the
+/// offline rule and the account and password phases.
+public enum Standing: Equatable, Sendable {
+    /// A record exists.
+    case managed(ManagedUser)
+    /// The account carries CloudLogin's mark but its record is gone: managed, with no standing
+    /// (sent to the IdP, never offline, denied in the account phase until it signs in again).
+    case markedWithoutRecord
+    /// No record, no mark.
+    case notManaged
+    /// No mark, and the state directory fails its checks, so a record cannot be looked for:
+    /// taken for a local user's account (a broken state directory never locks one out).
+    case unmarkedStateUnusable
+    /// A record that cannot be read (or a marked account whose record cannot be looked for).
+    case unreadable
+}
+
 /// One sign-in, exactly as the module runs it; the CLI's `cloudlogin login` runs the same.
 ///
 /// The flow knows nothing of PAM. The world comes in through the seams it is built with:
-/// HTTP transport, metadata cache, local accounts, managed-user state, clock and log.
+/// HTTP transport, metadata cache, local accounts, managed-user state, clock, log and the
+/// caller's credentials.
 public final class LoginFlow {
+    /// How long the local part of a sign-in (state lock, account tools) may take beyond the
+    /// IdP's `timeout`: the sign-in's overall deadline is `timeout` plus this.
+    public static let localUpdateSeconds = 30
+
     public let config: Config
     private let transport: HTTPTransport
     private let accounts: LocalAccountStore
@@ -27,10 +49,12 @@ public final class LoginFlow {
     private let clock: Clock
     private let log: EventLog
     private let canChangeAccounts: Bool
+    private let caller: CallerCredentials
     public let directory: ProviderDirectory
 
     public init(config: Config, transport: HTTPTransport, cache: MetadataCache?, accounts: LocalAccountStore,
-                state: ManagedUserStore, clock: Clock, log: EventLog, canChangeAccounts: Bool) {
+                state: ManagedUserStore, clock: Clock, log: EventLog, canChangeAccounts: Bool,
+                caller: CallerCredentials = ProcessCredentials()) {
         self.config = config
         self.transport = transport
         self.accounts = accounts
@@ -38,37 +62,59 @@ public final class LoginFlow {
         self.clock = clock
         self.log = log
         self.canChangeAccounts = canChangeAccounts
+        self.caller = caller
         self.directory = ProviderDirectory(config: config, transport: transport, cache: cache, clock: clock, log: log)
     }
 
     /// The flow with the real world: libcurl, the cache and state directories, NSS and
-    /// shadow-utils, the system clock. Account changes only when running as root.
+    /// shadow-utils, the system clock. Account changes only when running as root. One deadline
+    /// for the whole call: the IdP exchange, the state lock and the account tools.
     public static func system(config: Config, log: EventLog) -> LoginFlow {
-        LoginFlow(config: config,
-                  transport: CurlTransport(caFile: config.caFile, connectTimeoutSeconds: config.connectTimeout, proxy: config.proxy),
-                  cache: DiskMetadataCache(directory: config.cacheDirectory, log: log),
-                  accounts: ShadowUtilsAccounts(), state: StateDirectory(path: config.stateDirectory),
-                  clock: SystemClock(), log: log, canChangeAccounts: geteuid() == 0)
+        let clock = SystemClock()
+        let deadline = Deadline(clock: clock, seconds: config.timeout &+ localUpdateSeconds)
+        return LoginFlow(config: config,
+                         transport: CurlTransport(caFile: config.caFile, connectTimeoutSeconds: config.connectTimeout, proxy: config.proxy),
+                         cache: DiskMetadataCache(directory: config.cacheDirectory, log: log),
+                         accounts: ShadowUtilsAccounts(deadline: deadline), state: StateDirectory(path: config.stateDirectory, deadline: deadline),
+                         clock: clock, log: log, canChangeAccounts: geteuid() == 0)
     }
 
     var sync: AccountSync {
         AccountSync(config: config, accounts: accounts, state: state, clock: clock, log: log, canChangeAccounts: canChangeAccounts)
     }
 
+    /// Where CloudLogin stands with the account `name` (which exists or not). Reads the mark
+    /// and the record; takes no lock, so a local user never waits for a managed one.
+    public func standing(of name: String) -> Standing {
+        let marked = accounts.isMarked(name)
+        switch state.user(named: name) {
+        case .success(let record?): return .managed(record)
+        case .success(nil): return marked ? .markedWithoutRecord : .notManaged
+        case .failure(let error):
+            log.error("cannot read the managed-user record of \(name): \(error)")
+            if case .stateLayout = error, !marked { return .unmarkedStateUnusable }
+            return .unreadable
+        }
+    }
+
     /// Decides from the name alone whether the IdP is asked at all. Local-only users are
-    /// decided here, so their password is never read by CloudLogin, let alone sent.
+    /// decided here, so their password is never read by CloudLogin, let alone sent. A typed
+    /// `name@domain` is screened by its part before '@' as well.
     public func screen(typedName: String) -> NameDecision {
-        let shortName = typedName.split(separator: "@", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? typedName
-        for name in Set([typedName, shortName.lowercased()]) {
+        if let reason = EarlyScreen.localOnly(typedName: typedName, accounts: accounts) { return .localOnly(reason) }
+        for name in EarlyScreen.candidateNames(typedName) {
             if name == "root" { return .localOnly(.root) }
             if config.exclude.contains(name) { return .localOnly(.excluded) }
-        }
-        if let account = accounts.account(named: typedName) {
-            if account.uid == 0 { return .localOnly(.root) }
-            if account.uid < config.minUID { return .localOnly(.systemAccount) }
-            switch managedState(typedName) {
-            case .managed: break
-            case .notManaged: if !config.migrate { return .localOnly(.unmanagedLocalAccount) }
+            guard let account = accounts.account(named: name) else { continue }
+            if account.uid < config.minUID && !accounts.isMarked(name) { return .localOnly(.systemAccount) }
+            switch standing(of: name) {
+            case .managed, .markedWithoutRecord: continue
+            case .unmarkedStateUnusable: return .localOnly(.unmanagedLocalAccount)
+            case .notManaged:
+                if !config.migrate { return .localOnly(.unmanagedLocalAccount) }
+                if accounts.isMember(name, of: config.adminLocalGroup) && !config.migrateAdmins.contains(name) {
+                    return .localOnly(.unmanagedAdmin)
+                }
             // Neither sent to the IdP (it may be a local user) nor left to pam_unix (it may be
             // a managed user the IdP has refused).
             case .unreadable: return .refuse(.stateUnreadable)
@@ -79,29 +125,6 @@ public final class LoginFlow {
         }
         return .cloud(idpLogin: login, localName: typedName.contains("@") ? nil : typedName)
     }
-
-    /// Whether CloudLogin manages `name`. An account that exists without a record may be in
-    /// the middle of its first sign-in in another process (created, record not yet written):
-    /// the record is looked for again under the lock the creating process holds.
-    func managedState(_ name: String) -> ManagedState {
-        switch state.user(named: name) {
-        case .success(.some): return .managed
-        case .failure(let error):
-            log.error("cannot read the managed-user record of \(name): \(error)")
-            return .unreadable
-        case .success(nil): break
-        }
-        guard canChangeAccounts else { return .notManaged }
-        switch state.withLock({ state.user(named: name) }) {
-        case .success(.some): return .managed
-        case .success(nil): return .notManaged
-        case .failure(let error):
-            log.error("cannot read the managed-user record of \(name): \(error)")
-            return .unreadable
-        }
-    }
-
-    enum ManagedState { case managed, notManaged, unreadable }
 
     /// Authenticates `typedName`. `password` is called at most once, only for a cloud user.
     public func authenticate(typedName: String, conversation: Conversation = NoConversation(),
@@ -137,24 +160,61 @@ public final class LoginFlow {
         switch verdict {
         case .accepted(let identity):
             switch sync.sync(identity: identity, typedName: typedName, password: secret) {
-            case .ready(let name, let created): return .accepted(identity, localName: name, created: created)
+            case .ready(let name, let created):
+                let held = groupsTakenAway(localName: name)
+                guard held.isEmpty else {
+                    log.warning("\(name) signs in from a process that still holds group(s) CloudLogin took away (\(held.joined(separator: ", "))); refusing this call")
+                    return .refusedHere(.groupsTakenAway)
+                }
+                return .accepted(identity, localName: name, created: created)
             case .refused(let refusal): return .refusedHere(refusal)
             case .failed(let error):
                 log.error("local account update failed: \(error)")
                 return .accountStoreFailed(error.description)
             }
         case .mfaRequired(let passwordVerified):
-            guard passwordVerified && config.ropgMFARequired == .passwordVerified else { return .rejected(.mfaRequired) }
-            guard let localName, case .success(let record?) = state.user(named: localName), record.lastVerdict == .accepted,
-                  record.allowed, record.idpLogin.lowercased() == login.lowercased() else {
-                return .refusedHere(.noAccount)
-            }
-            return .acceptedPasswordOnly(localName: localName)
+            return passwordOnly(passwordVerified: passwordVerified, login: login, localName: localName, password: secret)
         case .rejected(let reason):
-            if let localName { sync.recordRejection(localName: localName, reason: reason, password: secret) }
+            if let localName { sync.recordRejection(localName: localName, login: login, reason: reason, password: secret) }
             return .rejected(reason)
         case .problem(let problem):
             return offline(problem, localName: localName)
+        }
+    }
+
+    /// "Password right, MFA required" (`ropg_mfa_required = password-verified`). Such an answer
+    /// carries no claims: it proves only that whoever holds the login at the IdP today typed
+    /// their own password. It opens an account only when that password is also the account's
+    /// synced local password, the record names the same login, and the offline rule allows
+    /// the account (a login reused by someone else at the IdP opens nothing).
+    func passwordOnly(passwordVerified: Bool, login: String, localName: String?, password: SecretBytes) -> Outcome {
+        guard passwordVerified && config.ropgMFARequired == .passwordVerified else { return .rejected(.mfaRequired) }
+        guard let localName, case .managed(let record) = standing(of: localName),
+              record.idpLogin.lowercased() == login.lowercased(),
+              case .allowed = OfflinePolicy.decide(record: record, config: config, now: clock.now()),
+              accounts.passwordMatches(name: localName, password: password) == true else {
+            return .refusedHere(.noAccount)
+        }
+        guard groupsTakenAway(localName: localName).isEmpty else { return .refusedHere(.groupsTakenAway) }
+        return .acceptedPasswordOnly(localName: localName)
+    }
+
+    /// The sign-in when CloudLogin's own config cannot be used (missing, unsafe, invalid) and
+    /// the account is not a local user's (it carries the mark, or does not exist): never a yes.
+    /// This flow is built with the built-in defaults (`Config()`): a managed account may sign
+    /// in offline under the built-in rule (14 days, never after the IdP refused it); anything
+    /// else is refused.
+    public func withoutConfig(typedName: String, problem: String) -> Outcome {
+        let localName = typedName.contains("@") ? managedName(forLogin: typedName) : typedName
+        guard let localName, accounts.account(named: localName) != nil, case .managed(let record) = standing(of: localName) else {
+            return .configInvalid(problem, offlineFor: nil)
+        }
+        switch OfflinePolicy.decide(record: record, config: config, now: clock.now()) {
+        case .allowed:
+            guard groupsTakenAway(localName: localName).isEmpty else { return .refusedHere(.groupsTakenAway) }
+            return .configInvalid(problem, offlineFor: localName)
+        case .refused(let reason):
+            return .offlineRefused(problem: "CloudLogin's configuration cannot be used: \(problem)", reason: reason)
         }
     }
 
@@ -162,16 +222,17 @@ public final class LoginFlow {
     func offline(_ problem: IdPProblem, localName: String?) -> Outcome {
         var decision = OfflinePolicy.Decision.refused(.neverOnline)
         if let localName {
-            switch state.user(named: localName) {
-            case .success(let record?):
+            switch standing(of: localName) {
+            case .managed(let record):
                 decision = OfflinePolicy.decide(record: record, config: config, now: clock.now())
-            case .success(nil):
+                if case .allowed = decision, !groupsTakenAway(localName: localName).isEmpty { return .refusedHere(.groupsTakenAway) }
+            case .notManaged:
                 // An existing local account not yet managed (migrate = yes) keeps its own
                 // password while the IdP is away, as before CloudLogin.
                 if config.migrate, accounts.account(named: localName) != nil { decision = .allowed(daysLeft: 0) }
                 if !config.offlineAllowed { decision = .refused(.turnedOff) }
-            case .failure(let error):
-                log.error("cannot read the managed-user state: \(error)")
+            case .markedWithoutRecord, .unmarkedStateUnusable, .unreadable:
+                break
             }
         }
         switch (decision, problem) {
@@ -181,32 +242,52 @@ public final class LoginFlow {
         }
     }
 
+    /// Groups CloudLogin took away from `localName` whose ids this process still carries, when
+    /// the process is the user's own (sudo, or su to oneself): sudo's default policy trusts
+    /// those ids, so such a call must not go on. A new session gets the groups the account
+    /// has now. Groups an admin gave back by hand do not count.
+    public func groupsTakenAway(localName: String) -> [String] {
+        guard let account = accounts.account(named: localName), caller.realUID == account.uid,
+              case .managed(let record) = standing(of: localName), !record.revokedGroups.isEmpty else { return [] }
+        let held = Set(caller.groupIDs())
+        return record.revokedGroups.filter { group in
+            guard let gid = accounts.groupID(of: group), held.contains(gid) else { return false }
+            return !accounts.isMember(localName, of: group)
+        }
+    }
+
     /// The managed account whose IdP login is `login` (for a UPN typed at `login`).
     func managedName(forLogin login: String) -> String? {
         guard case .success(let users) = state.allUsers() else { return nil }
         return users.first { $0.idpLogin.lowercased() == login.lowercased() }?.name
     }
 
-    /// The account phase: managed users the IdP refused, or who left `allow_groups`, are
-    /// denied; everyone else is left to the rest of the stack.
+    /// The account phase: managed users the IdP refused, who left `allow_groups`, whose record
+    /// is lost or unreadable, or who call from a process holding a group CloudLogin took away,
+    /// are denied; everyone else is left to the rest of the stack.
     public func accountDecision(user: String) -> AccountDecision {
+        if EarlyScreen.localOnly(typedName: user, accounts: accounts) != nil { return .notManaged }
         let record: ManagedUser
-        switch state.user(named: user) {
-        case .success(nil): return .notManaged
-        case .success(let found?): record = found
-        case .failure(let error):
-            log.error("cannot read the managed-user record of \(user): \(error)")
-            return .denied(.recordUnreadable)
+        switch standing(of: user) {
+        case .notManaged, .unmarkedStateUnusable: return .notManaged
+        case .markedWithoutRecord: return .denied(.recordMissing)
+        case .unreadable: return .denied(.recordUnreadable)
+        case .managed(let found): record = found
         }
         if record.lastVerdict == .revoked { return .denied(.revoked) }
         if !record.allowed { return .denied(.notAllowed) }
+        if !groupsTakenAway(localName: user).isEmpty { return .denied(.groupsTakenAway) }
         return .inGoodStanding
     }
 
     /// The password phase: a managed user's password belongs to the IdP.
     public func passwordChangeDecision(user: String) -> PasswordChangeDecision {
-        guard case .success(.some) = state.user(named: user) else { return .notManaged }
-        return .managedByIdP(where: config.issuer ?? config.oktaDomain ?? "your identity provider")
+        if EarlyScreen.localOnly(typedName: user, accounts: accounts) != nil { return .notManaged }
+        switch standing(of: user) {
+        case .notManaged, .unmarkedStateUnusable: return .notManaged
+        case .managed, .markedWithoutRecord, .unreadable:
+            return .managedByIdP(where: config.issuer ?? config.oktaDomain ?? "your identity provider")
+        }
     }
 
     /// The identity provider for the configured protocol.

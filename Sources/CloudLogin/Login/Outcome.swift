@@ -22,8 +22,10 @@ public enum Outcome: Equatable, Sendable {
     case idpMisconfigured(String, localName: String?)
     /// The IdP could not be used and offline sign-in is not allowed for this user.
     case offlineRefused(problem: String, reason: OfflineRefusal)
-    /// CloudLogin's own config is missing, unreadable, unsafe or invalid.
-    case configInvalid(String)
+    /// CloudLogin's own config is missing, unreadable, unsafe or invalid, for a user who is not
+    /// a local one. `offlineFor`: the managed account that may sign in offline under the
+    /// built-in rule (pam_unix checks its synced password); nil: refused.
+    case configInvalid(String, offlineFor: String?)
     /// The local account could not be created or updated.
     case accountStoreFailed(String)
     /// The application's conversation could not give a password (e.g. `sudo -n`).
@@ -40,7 +42,8 @@ public enum Outcome: Equatable, Sendable {
         case .idpUnavailable(let why, _): return "IdP unavailable, offline sign-in allowed: \(why)"
         case .idpMisconfigured(let why, _): return "IdP misconfigured, offline sign-in allowed: \(why)"
         case .offlineRefused(let problem, let reason): return "offline sign-in refused (\(reason.rawValue)); \(problem)"
-        case .configInvalid(let why): return "configuration error: \(why)"
+        case .configInvalid(let why, let offline?): return "configuration error, offline sign-in of \(offline) allowed under the built-in rule: \(why)"
+        case .configInvalid(let why, nil): return "configuration error: \(why)"
         case .accountStoreFailed(let why): return "local account update failed: \(why)"
         case .noPassword: return "no password could be obtained"
         }
@@ -53,6 +56,7 @@ public enum LocalOnlyReason: String, Equatable, Sendable {
     case excluded = "listed in exclude"
     case systemAccount = "uid below min_uid"
     case unmanagedLocalAccount = "existing local account not managed by CloudLogin"
+    case unmanagedAdmin = "existing local administrator not listed in migrate_admins"
 }
 
 /// The account phase (`pam_sm_acct_mgmt`) for one user.
@@ -68,6 +72,8 @@ public enum AccountDenial: String, Equatable, Sendable {
     case revoked = "the identity provider refused this account"
     case notAllowed = "the account is no longer in allow_groups"
     case recordUnreadable = "CloudLogin's record of this account cannot be read"
+    case recordMissing = "CloudLogin's record of this account is missing; sign in with your cloud password to restore it"
+    case groupsTakenAway = "your identity provider took away group rights this session still holds; sign out and sign in again"
 }
 
 /// The password phase (`pam_sm_chauthtok`) for one user.
