@@ -436,9 +436,10 @@ def test_login_trace_dry_run_shows_every_step_and_changes_nothing(site: Site, id
         "trace: [cache] no discovery document in the cache",
         f"trace: [network] GET {idp.discovery_url} -> HTTP 200 in",
         f"trace: [network] POST {idp.token_endpoint} (form body with the password: not shown) -> HTTP 200 in",
-        "trace: [local] would create the account tracy (useradd -m, GECOS 'Tracy Trace', shell /bin/bash) (--dry-run: not done)",
-        "trace: [local] would set the local password of tracy to the cloud password (chpasswd, on stdin) (--dry-run: not done)",
+        # The record comes first: it exists before the account does.
         "trace: [local] would record tracy as managed: subject tracy, origin created",
+        "trace: [local] would create the account tracy (useradd -m, GECOS 'Tracy Trace', shell /bin/bash, member of cloudlogin) (--dry-run: not done)",
+        "trace: [local] would set the local password of tracy to the cloud password (chpasswd, on stdin) (--dry-run: not done)",
         "trace: [claims] verified identity: subject tracy, claims",
         "trace: [name] preferred_username = 'tracy' -> local account tracy (created now)",
         "trace: [pam] outcome accepted; local account created -> PAM_SUCCESS",

@@ -134,7 +134,9 @@ def test_client_secret_file(site: Site, idp: LemonLDAP):
     assert site.pam(site.module_only(), "alice", PASSWORDS["alice"]).code == "PAM_SUCCESS"
     os.chmod(secret_file, 0o644)
     run = site.pam(site.module_only(), "alice", PASSWORDS["alice"])
-    assert run.code == "PAM_SERVICE_ERR"
+    # Never a yes from a config that cannot be trusted: alice (managed, online today) may only
+    # sign in offline, where pam_unix checks her synced password.
+    assert run.code == "PAM_AUTHINFO_UNAVAIL", run
     assert any("chmod 600" in line for line in run.syslog), run.syslog
 
 
@@ -150,19 +152,25 @@ def test_root_and_excluded_users_are_ignored_and_never_sent(site: Site, idp: Lem
     assert idp.requests_since(mark) == []
 
 
-def test_unsafe_config_is_service_err(site: Site, idp: LemonLDAP):
+def test_unsafe_config_never_says_yes_and_sends_nothing(site: Site, idp: LemonLDAP):
     site.write_config(mode=0o666)
     mark = idp.mark()
     run = site.pam(site.module_only(), "alice", PASSWORDS["alice"])
-    assert run.code == "PAM_SERVICE_ERR"
+    # A managed user: the built-in offline rule (pam_unix checks the synced password).
+    assert run.code == "PAM_AUTHINFO_UNAVAIL", run
+    assert run.messages == ["info: Cloud sign-in is misconfigured; trying offline sign-in."], run
     assert any("writable by group or others; run chmod go-w" in line for line in run.syslog), run.syslog
+    # A name with no account: refused.
+    run = site.pam(site.module_only(), "newcomer", "some password")
+    assert run.code == "PAM_AUTH_ERR", run
+    assert run.messages == ["error: Cloud sign-in is misconfigured; tell your administrator."], run
     assert idp.requests_since(mark) == []
 
 
 def test_malformed_config_names_key_and_line(site: Site):
     site.config_path.write_text(site.config_path.read_text().replace("timeout = 5", "timeout = soon"))
     run = site.pam(site.module_only(), "alice", PASSWORDS["alice"])
-    assert run.code == "PAM_SERVICE_ERR"
+    assert run.code == "PAM_AUTHINFO_UNAVAIL", run
     assert any(re.search(r"cloudlogin\.conf:\d+: idp\.timeout: 'soon' must be a whole number", line) for line in run.syslog), run.syslog
 
 
