@@ -291,6 +291,19 @@ def test_setcred_is_left_to_the_module_that_authenticated(cloud: Cloud, tmp_path
     auth, setcred, ran = sign_in("tcred", "Tcred pw 1")
     assert (auth, setcred, ran) == ("PAM_SUCCESS", "PAM_SUCCESS", False)
 
+    # The module's own answer (libpam picks the stack's path from the frozen auth results, so
+    # the answer itself is seen where setcred runs without a sign-in of ours in the handle):
+    # PAM_IGNORE, which libpam reports for a stack of ignores as PAM_PERM_DENIED.
+    def module_only(user: str, password: str, phase: str) -> dict[str, str]:
+        with pam_service("cl-setcred-only", f"auth required {MODULE}\naccount required pam_permit.so\n"):
+            proc = subprocess.run([str(DRIVER), "--confdir", "/etc/pam.d", "--service", "cl-setcred-only", "--user", user,
+                                   "--phase", phase], input=(password + "\n").encode(), capture_output=True, timeout=60)
+        return {line.split()[1]: line.split()[3] for line in proc.stdout.decode().splitlines() if line.startswith("RESULT ")}
+
+    assert module_only("tcred", "Tcred pw 1", "setcred") == {"setcred": "PAM_PERM_DENIED"}
+    assert module_only("tlocal", "Tlocal pw 1", "setcred") == {"setcred": "PAM_PERM_DENIED"}
+    assert module_only("tcred", "Tcred pw 1", "all") == {"auth": "PAM_SUCCESS", "acct": "PAM_SUCCESS", "setcred": "PAM_SUCCESS"}
+
 
 def test_a_typed_upn_whose_local_part_is_a_local_account_is_never_sent(cloud: Cloud):
     if not user_exists("tlocal"):
