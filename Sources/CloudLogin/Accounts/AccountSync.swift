@@ -182,7 +182,7 @@ public struct AccountSync {
     /// success. A mistyped password changes nothing.
     public func recordRejection(localName: String, reason: RejectionReason, password: SecretBytes) {
         guard canChangeAccounts, case .success(.some) = state.user(named: localName) else { return }
-        let definite = reason == .disabled || reason == .unknownUser
+        let definite = reason.revokesOfflineSignIn
         guard definite || (reason == .badCredentials && accounts.passwordMatches(name: localName, password: password) == true) else { return }
         // Re-read under the lock: a concurrent sign-in may have saved a newer record.
         let saved = state.withLock { () -> Swift.Result<Void, AccountError> in

@@ -174,10 +174,10 @@ public final class LoginFlow {
                 log.error("cannot read the managed-user state: \(error)")
             }
         }
-        switch (decision, problem) {
-        case (.allowed, .unavailable(let why)): return .idpUnavailable(why, localName: localName)
-        case (.allowed, .misconfigured(let why)): return .idpMisconfigured(why, localName: localName)
-        case (.refused(let reason), _): return .offlineRefused(problem: problem.description, reason: reason)
+        switch (decision, problem.kind) {
+        case (.allowed, .unavailable): return .idpUnavailable(problem, localName: localName)
+        case (.allowed, .misconfigured): return .idpMisconfigured(problem, localName: localName)
+        case (.refused(let reason), _): return .offlineRefused(problem: problem, reason: reason)
         }
     }
 
