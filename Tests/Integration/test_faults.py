@@ -243,6 +243,8 @@ def record(user: str) -> dict:
 @pytest.mark.parametrize("case", sorted(REFUSALS))
 def test_refusal_is_auth_err_never_offline_and_revokes_only_when_definite(case, fsite: Site, hostile: HostileIdP):
     answer, reason, revokes = REFUSALS[case]
+    # Each case starts from an online success: hank's record says accepted.
+    assert fsite.pam(fsite.module_only(), MANAGED, PASSWORD[MANAGED]).code == "PAM_SUCCESS"
     assert record(MANAGED)["last_verdict"] == "accepted"
     try:
         for user in (MANAGED, NEVER_ONLINE):
