@@ -99,7 +99,7 @@ public final class OktaAuthentication: IdentityProvider {
     }
 
     /// Once Okta has answered the password with a transaction, only an outage (transport,
-    /// 5xx, 429) may lead to the offline rule: any other failure — a 4xx to a factor or a
+    /// 408, 429, 5xx) may lead to the offline rule: any other failure — a 4xx to a factor or a
     /// password change, an unexpected or broken answer — is a refusal. Otherwise someone with
     /// the password but not the second factor could end the MFA step with an error and be let
     /// in by pam_unix.
@@ -375,8 +375,11 @@ public final class OktaAuthentication: IdentityProvider {
         switch answer {
         case .transaction(let unexpected):
             verdict = .problem(.malformed(stage, "Okta answered an unexpected \(ConfigParser.printable(unexpected.status))"))
-        case .error(_, _, let classified):
+        case .error(let status, let error, let classified):
             verdict = classified
+            if classified == .rejected(.unrecognizedRefusal) || classified == .rejected(.unsupportedState) {
+                log.warning("Okta answered HTTP \(status)\(error.map { " " + ConfigParser.printable($0.code) } ?? "") to \(stage.rawValue), which CloudLogin does not know; treated as a refusal")
+            }
         case .rateLimited(_, let problem), .problem(let problem):
             verdict = .problem(problem)
         }
@@ -431,13 +434,8 @@ public final class OktaAuthentication: IdentityProvider {
         default:
             let answer = IdPErrorAnswer(status: response.status, document: document, bodyIsEmpty: response.body.isEmpty)
             let verdict = IdPClassifier.verdict(for: answer, stage: stage)
-            switch verdict {
-            case .problem(let problem) where response.status == 429:
+            if response.status == 429, case .problem(let problem) = verdict {
                 return .rateLimited(waitMilliseconds: rateLimitWait(response), problem)
-            case .rejected(.unrecognizedRefusal), .rejected(.unsupportedState):
-                log.warning("Okta answered \(answer.summary) to \(stage.rawValue), which CloudLogin does not know; treated as a refusal")
-            default:
-                break
             }
             return .error(status: response.status, OktaError(document), verdict)
         }
