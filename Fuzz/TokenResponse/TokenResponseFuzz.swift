@@ -1,5 +1,5 @@
 // libFuzzer target: what the token endpoint answers. The first byte picks the HTTP status (200
-// most of the time); the rest is the body. A non-200 goes through TokenEndpointError.classify;
+// most of the time); the rest is the body. A non-200 goes through IdPClassifier.verdict;
 // a 200 through the whole OIDC password grant (token response, ID token, claims) with an
 // in-memory IdP whose JWKS is the fixtures'.
 import CloudLogin
@@ -36,7 +36,7 @@ public func fuzzTokenResponse(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt
         verdict = grant.verifyPassword(login: "alice", password: SecretBytes("pw".utf8), conversation: NoConversation(),
                                        deadline: Deadline(clock: FixtureClock(), seconds: 10))
     } else {
-        verdict = TokenEndpointError.classify(status: status, body: SecretBytes(body))
+        verdict = IdPClassifier.verdict(status: status, body: SecretBytes(body), stage: .token)
     }
     // Success only from an explicit positive answer: a body that is not a verified token
     // response must never come out as accepted.

@@ -34,7 +34,8 @@ public struct PAMResult: Equatable, Sendable {
             self.init(code: PAM_AUTH_ERR, message: "Password expired: change it with your identity provider, then sign in again.", messageIsError: true, logLevel: .notice)
         case .rejected(.emptyPassword), .rejected(.invalidName):
             self.init(code: PAM_AUTH_ERR, message: nil, messageIsError: false, logLevel: .notice)
-        case .rejected(.badCredentials), .rejected(.unknownUser), .rejected(.disabled), .rejected(.accessPolicy):
+        case .rejected(.badCredentials), .rejected(.unknownUser), .rejected(.disabled), .rejected(.accessPolicy),
+             .rejected(.blocked), .rejected(.unrecognizedRefusal):
             // The same answer for all of them, so that names cannot be probed.
             self.init(code: PAM_AUTH_ERR, message: "Sign-in failed.", messageIsError: true, logLevel: .notice)
         case .rejected(.lockedOut):

@@ -8,8 +8,8 @@ struct IdPCheck {
     let testUser: String?
     let quiet: Bool
 
-    /// Every request goes through this, so a failure can be named from the transport's own
-    /// error and a refused grant from the OAuth error code.
+    /// What each request got is in the typed `IdPProblem` the core hands back (`IdPClassifier`);
+    /// the tracing transport only counts and times requests.
     private let transport: TracingTransport
     private let directory: ProviderDirectory
     private let log = TerminalLog(trace: false)
@@ -37,7 +37,7 @@ struct IdPCheck {
             switch directory.discovery(deadline: deadline, refresh: true) {
             case .failure(let problem):
                 let advice = advice(for: problem)
-                report.add(advice.id, .error, .idp, "discovery: \(problem)", fix: advice.fix)
+                report.add(advice.id, .error, .idp, "discovery: \(problem.detail)", fix: advice.fix)
                 return false
             case .success(let metadata):
                 report.add("idp.discovery", .ok, .none, "discovery: issuer \(metadata.issuer)", fix: nil)
@@ -53,7 +53,7 @@ struct IdPCheck {
         switch directory.keys(deadline: deadline, refresh: true) {
         case .failure(let problem):
             let advice = advice(for: problem)
-            report.add(advice.id == "idp.unreachable" ? "idp.jwks" : advice.id, .error, .idp, "jwks: \(problem)", fix: advice.fix)
+            report.add(advice.id == "idp.unreachable" ? "idp.jwks" : advice.id, .error, .idp, "jwks: \(problem.detail)", fix: advice.fix)
         case .success(let found):
             if found.keys.keys.isEmpty {
                 report.add("idp.jwks", .error, .idp, "jwks: the JWKS holds no signing key CloudLogin can use (RSA ≥ 2048 bits, EC P-256/P-384)",
@@ -122,7 +122,6 @@ struct IdPCheck {
         let grant = OIDCPasswordGrant(config: config, transport: transport, directory: directory, clock: SystemClock(), log: SilentLog())
         let verdict = grant.verifyPassword(login: login, password: password, conversation: NoConversation(),
                                            deadline: Deadline(clock: SystemClock(), seconds: config.timeout))
-        let oauthError = transport.exchanges.last(where: { $0.method == "POST" })?.oauthError
         switch verdict {
         case .accepted(let identity):
             let local = AccountSync.localName(for: identity, claim: config.nameClaim, usernameSuffix: config.usernameSuffix)
@@ -142,26 +141,30 @@ struct IdPCheck {
                        "grant: the IdP requires MFA for \(login)\(verified ? " after a correct password" : ""): with ropg_mfa_required = \(config.ropgMFARequired.rawValue) this user \(verified && config.ropgMFARequired == .passwordVerified ? "signs in only to an existing managed account" : "cannot sign in")",
                        fix: "exempt the users of this client from MFA at the IdP (a sign-on policy for the password grant), or see ropg_mfa_required in cloudlogin.conf(5)")
         case .problem(let problem):
-            let named = grantAdvice(oauthError: oauthError, problem: problem)
+            let named = grantAdvice(problem)
             report.add(named.id, .error, .idp, "grant: \(named.message)", fix: named.fix)
         }
     }
 
-    func grantAdvice(oauthError: String?, problem: IdPProblem) -> (id: String, message: String, fix: String) {
+    func grantAdvice(_ problem: IdPProblem) -> (id: String, message: String, fix: String) {
         let client = config.clientID
-        switch oauthError {
-        case "unauthorized_client"?:
+        switch problem.cause {
+        case .oauthError(.unauthorizedClient, _):
             return ("idp.grant-not-allowed",
                     "the client \(client) may not use the password grant (the IdP answered unauthorized_client)",
                     "allow the Resource Owner Password grant for client \(client): Keycloak: Direct access grants on; Okta: grant type Resource Owner Password; Entra ID: Allow public client flows = Yes; LemonLDAP::NG: oidcRPMetaDataOptionsAllowPasswordGrant = 1")
-        case "unsupported_grant_type"?:
+        case .oauthError(.unsupportedGrantType, _):
             return ("idp.grant-unsupported",
                     "the IdP does not accept the password grant at this token endpoint (unsupported_grant_type)",
                     "enable the Resource Owner Password grant on the IdP or authorization server (Okta: an access policy rule that allows Resource Owner Password); check issuer/token_endpoint")
-        case "invalid_client"?:
+        case .oauthError(.invalidClient, _):
             return ("idp.client-refused",
                     "the IdP refused the client credentials of \(client) (invalid_client)",
                     "check client_id, the secret in client_secret_file and client_auth (basic or post) against the client registered at the IdP")
+        case .entraCode(let code):
+            return ("idp.client-refused",
+                    "the IdP refused the client \(client) (Entra error AADSTS\(code))",
+                    "check the app registration of \(client) in Entra ID: client_id, the secret, admin consent for openid profile email (AADSTS65001), Allow public client flows = Yes; look the code up at https://login.microsoftonline.com/error?code=\(code)")
         default:
             let advice = advice(for: problem)
             return (advice.id, problem.description, advice.fix)
@@ -170,19 +173,23 @@ struct IdPCheck {
 
     // MARK: - Advice
 
-    /// Names the kind of failure from the last transport error, not from message text.
+    /// Names the kind of failure from the typed problem: the transport's own error, else its kind.
     func advice(for problem: IdPProblem) -> (id: String, fix: String) {
-        switch transport.exchanges.last?.transportError {
-        case .tls?:
+        switch problem.cause {
+        case .transport(.tls):
             return ("idp.tls", "the IdP's certificate is not trusted or does not match its name: set ca_file to the PEM of the CA that signed it (wrong CA?), and check the host name in issuer")
-        case .resolve?:
+        case .transport(.resolve):
             return ("idp.unreachable", "the issuer's host name does not resolve: check issuer and DNS (resolv.conf)")
-        case .connect?, .timeout?, .other?:
+        case .transport(.connect), .transport(.timeout), .transport(.other):
             return ("idp.unreachable", "check that the issuer host is reachable from this machine (firewall, https_proxy/no_proxy), and that issuer is right")
-        case .tooLarge?, .invalidURL?:
+        case .transport(.tooLarge), .transport(.invalidURL):
             return ("idp.misconfigured", "check issuer, token_endpoint and jwks_uri: they must be https URLs of the IdP")
-        case nil:
-            switch problem {
+        case .notJSON:
+            return ("idp.misconfigured", "something other than the IdP answered (a proxy or firewall page): check the proxy key, https_proxy/no_proxy and the URL")
+        case .invalidToken:
+            return ("idp.id-token", "check issuer (the exact iss of the tokens), client_id (the aud), id_token_algs and this machine's clock")
+        case .http, .oauthError, .entraCode, .authorizationError, .malformed, .local:
+            switch problem.kind {
             case .unavailable: return ("idp.unavailable", "the IdP answers with a server error or rate limit; try again later or ask its operator")
             case .misconfigured: return ("idp.misconfigured", "check issuer (it must be the exact issuer the IdP announces) and the client registration")
             }
@@ -195,21 +202,35 @@ struct IdPCheck {
     func runOkta(into report: inout CheckReport) {
         guard let domain = config.oktaDomain else { return }
         let url = (domain.hasSuffix("/") ? String(domain.dropLast()) : domain) + "/api/v1/authn"
+        // An empty sign-in: Okta refuses it (400/401), which shows it is there. What the answer
+        // means comes from the one classifier, by status (the probe keeps no body).
+        let problem: IdPProblem?
+        var status = 0
         switch HTTPProbe.send(.post, url: url, caFile: config.caFile, timeoutSeconds: config.timeout) {
         case .failure(let error):
-            let fix: String
-            if case .tls = error {
-                fix = "the certificate of \(domain) is not trusted: set ca_file, or check okta_domain"
-            } else {
-                fix = "check okta_domain and that it is reachable from this machine (firewall, https_proxy)"
-            }
-            report.add("idp.okta", .error, .idp, "okta: \(url): \(error)", fix: fix)
+            problem = IdPClassifier.problem(error, stage: .oktaAuthn)
         case .success(let answer):
-            if answer.status >= 500 || answer.status == 404 {
-                report.add("idp.okta", .error, .idp, "okta: \(url) answered HTTP \(answer.status)", fix: "check okta_domain: it must be your Okta org, e.g. https://example.okta.com")
-            } else {
-                report.add("idp.okta", .ok, .none, "okta: \(url) answers over TLS (HTTP \(answer.status) to an empty request)", fix: nil)
+            status = answer.status
+            let classified = IdPClassifier.problem(status: answer.status, stage: .oktaAuthn)
+            problem = classified.kind == .unavailable || answer.status == 404 ? classified : nil
+        }
+        if let problem {
+            let fix: String
+            switch problem.cause {
+            case .transport(.tls):
+                fix = "the certificate of \(domain) is not trusted: set ca_file, or check okta_domain"
+            case .transport:
+                fix = "check okta_domain and that it is reachable from this machine (firewall, https_proxy)"
+            default:
+                fix = problem.kind == .unavailable
+                    ? "Okta answers with a server error or rate limit; try again later"
+                    : "check okta_domain: it must be your Okta org, e.g. https://example.okta.com"
             }
+            let separator: String
+            if case .transport = problem.cause { separator = ": " } else { separator = " " }
+            report.add("idp.okta", .error, .idp, "okta: \(url)\(separator)\(problem.detail)", fix: fix)
+        } else {
+            report.add("idp.okta", .ok, .none, "okta: \(url) answers over TLS (HTTP \(status) to an empty request)", fix: nil)
         }
         // Groups: the Authentication API says nothing about them.
         let usesGroups = !config.adminGroups.isEmpty || !config.groupMap.isEmpty || !config.allowGroups.isEmpty

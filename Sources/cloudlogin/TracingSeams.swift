@@ -3,7 +3,8 @@ import Glibc
 
 /// Wrappers around the core's seams that tell the admin what happened, for `cloudlogin login
 /// --trace` and `cloudlogin check`. They see requests and answers but print no body, header
-/// value or password: only method, URL, status, time and (for refusals) the OAuth error code.
+/// value or password: only method, URL, status, time and (for refusals) the error codes, as
+/// the core's classifier reads them (`IdPErrorAnswer`).
 
 /// One HTTP exchange, as far as it may be shown.
 struct TracedExchange {
@@ -11,10 +12,9 @@ struct TracedExchange {
     var url: String
     var status: Int?
     var failure: String?
-    var transportError: TransportError?
     var milliseconds: Int64
-    /// `error` of a non-200 JSON answer (RFC 6749 §5.2), e.g. "unauthorized_client".
-    var oauthError: String?
+    /// A non-200 answer as the classifier reads it: status and error codes, never the body.
+    var errorAnswer: IdPErrorAnswer?
 }
 
 final class TracingTransport: HTTPTransport {
@@ -32,21 +32,18 @@ final class TracingTransport: HTTPTransport {
     func send(_ request: HTTPRequest, deadline: Deadline) -> Result<HTTPResponse, TransportError> {
         let started = clock.monotonicMilliseconds()
         let result = inner.send(request, deadline: deadline)
-        var exchange = TracedExchange(method: request.method.rawValue, url: request.url, status: nil, failure: nil, transportError: nil,
-                                      milliseconds: clock.monotonicMilliseconds() &- started, oauthError: nil)
+        var exchange = TracedExchange(method: request.method.rawValue, url: request.url, status: nil, failure: nil,
+                                      milliseconds: clock.monotonicMilliseconds() &- started, errorAnswer: nil)
         switch result {
         case .success(let response):
             exchange.status = response.status
-            if response.status != 200, let error = JSONValue.parse(response.body)?["error"]?.stringValue {
-                exchange.oauthError = printableValue(error)
-            }
+            if response.status != 200 { exchange.errorAnswer = IdPErrorAnswer(status: response.status, body: response.body) }
         case .failure(let error):
             exchange.failure = error.description
-            exchange.transportError = error
         }
         exchanges.append(exchange)
         let what = request.body == nil ? "" : " (form body with the password: not shown)"
-        let answer = exchange.status.map { "HTTP \($0)" + (exchange.oauthError.map { " error=\($0)" } ?? "") } ?? "failed: \(exchange.failure ?? "")"
+        let answer = exchange.errorAnswer?.summary ?? exchange.status.map { "HTTP \($0)" } ?? "failed: \(exchange.failure ?? "")"
         log.step("network", "\(exchange.method) \(exchange.url)\(what) -> \(answer) in \(exchange.milliseconds) ms")
         return result
     }

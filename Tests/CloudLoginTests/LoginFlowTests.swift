@@ -61,7 +61,8 @@ import Testing
             Issue.record("expected a refusal, got \(outcome)")
             return
         }
-        #expect(why.contains("not in the IdP's JWKS"))
+        #expect(why.cause == .invalidToken(.unknownKeyID))
+        #expect(why.description.contains("not in the IdP's JWKS"))
         #expect(transport.requests.filter { $0.url == fixtureJWKSURL }.count == 1)
     }
 
@@ -155,7 +156,7 @@ import Testing
         transport.on(fixtureUserinfoURL, 200, #"{"sub":"mallory","upn":"mallory"}"#)
         let config = fixtureConfig { $0.nameClaim = "upn" }
         let outcome = Self.flow(transport, config: config).authenticate(typedName: "alice", password: password("pw"))
-        #expect(outcome == .offlineRefused(problem: "userinfo names a different subject than the ID token", reason: .neverOnline))
+        #expect(outcome == .offlineRefused(problem: .malformed(.userinfo, "userinfo names a different subject than the ID token"), reason: .neverOnline))
     }
 
     @Test(arguments: [
@@ -175,7 +176,8 @@ import Testing
             Issue.record("expected a refusal, got \(outcome)")
             return
         }
-        #expect(message.contains(why), "\(message)")
+        #expect(message.description.contains(why), "\(message)")
+        #expect(message.stage == .token && message.kind == .misconfigured)
     }
 
     @Test func invalidUTF8IsRefused() {
@@ -195,7 +197,7 @@ import Testing
     @Test func tlsFailureIsUnavailable() {
         let transport = ScriptedTransport()
         transport.fail(fixtureDiscoveryURL, .tls("certificate verify failed"))
-        guard case .offlineRefused(let why, _) = Self.flow(transport).authenticate(typedName: "alice", password: password("pw")), why.contains("TLS") else {
+        guard case .offlineRefused(let why, _) = Self.flow(transport).authenticate(typedName: "alice", password: password("pw")), why.cause == .transport(.tls("certificate verify failed")), why.kind == .unavailable, why.description.contains("TLS") else {
             Issue.record("TLS failure not unavailable")
             return
         }
@@ -208,7 +210,7 @@ import Testing
             Issue.record("accepted discovery for another issuer")
             return
         }
-        #expect(why.contains("not the configured"))
+        #expect(why.stage == .discovery && why.description.contains("not the configured"))
         #expect(transport.requests.count == 1)
     }
 
@@ -224,7 +226,7 @@ import Testing
         // The token is expired at that time; what matters is that keys came from the cache
         // and the refusal is about the token, not about the IdP being down.
         let outcome = flow.authenticate(typedName: "alice", password: password("pw"))
-        #expect(outcome == .offlineRefused(problem: IDTokenError.expired.description, reason: .neverOnline))
+        #expect(outcome == .offlineRefused(problem: IdPProblem(stage: .token, cause: .invalidToken(.expired)), reason: .neverOnline))
     }
 
     @Test(arguments: [

@@ -237,17 +237,37 @@ import Testing
         #expect(world.cancelled)
     }
 
-    @Test(arguments: [(429, IdPProblem.unavailable("Okta answered 429 (rate limit) to the sign-in")), (503, .unavailable("Okta answered HTTP 503"))])
-    func unavailable(_ status: Int, _ problem: IdPProblem) {
+    @Test(arguments: [408, 429, 503])
+    func unavailable(_ status: Int) {
         let world = World()
         world.transport.on(Self.authn, status, #"{"errorCode":"E0000047","errorSummary":"API call exceeded rate limit due to too many requests."}"#)
+        let problem = IdPProblem(stage: .oktaAuthn, cause: .http(status: status))
         #expect(world.run().0 == .problem(problem))
+        #expect(problem.kind == .unavailable)
+        #expect(problem.description == "Okta (sign-in) answered HTTP \(status)")
+    }
+
+    /// The first answer goes through the same classifier as the OIDC token endpoint.
+    @Test(arguments: [
+        (401, #"{"errorCode":"E0000004","errorSummary":"Authentication failed"}"#, IdentityVerdict.rejected(.badCredentials)),
+        (400, #"{"errorCode":"E0000001","errorSummary":"Api validation failed: username"}"#, .rejected(.unrecognizedRefusal)),
+        (403, #"{"errorCode":"E0000006","errorSummary":"You do not have permission to perform the requested action"}"#, .rejected(.unrecognizedRefusal)),
+        (403, "<html>proxy says no</html>", .problem(IdPProblem(stage: .oktaAuthn, cause: .notJSON(status: 403)))),
+        (404, #"{"errorCode":"E0000007","errorSummary":"Not found"}"#, .problem(IdPProblem(stage: .oktaAuthn, cause: .http(status: 404)))),
+    ] as [(Int, String, IdentityVerdict)])
+    func firstAnswerIsClassifiedOnce(_ status: Int, _ body: String, _ expected: IdentityVerdict) {
+        let world = World()
+        world.transport.on(Self.authn, status, body)
+        #expect(world.run().0 == expected)
+        #expect(world.transport.requests.count == 1)
     }
 
     @Test func transportFailureIsUnavailable() {
         let world = World()
         world.transport.fail(Self.authn, .connect("refused"))
-        guard case .problem(.unavailable) = world.run().0 else { Issue.record("not unavailable"); return }
+        guard case .problem(let problem) = world.run().0, problem.kind == .unavailable else { Issue.record("not unavailable"); return }
+        #expect(problem.cause == .transport(.connect("refused")))
+        #expect(problem.stage == .oktaAuthn)
     }
 
     @Test func expiredStateToken() {
@@ -286,7 +306,7 @@ import Testing
     @Test func malformedTransactionIsMisconfigured() {
         let world = World()
         world.transport.on(Self.authn, 200, #"{"no":"status"}"#)
-        guard case .problem(.misconfigured) = world.run().0 else { Issue.record("accepted a broken answer"); return }
+        guard case .problem(let problem) = world.run().0, problem.kind == .misconfigured else { Issue.record("accepted a broken answer"); return }
     }
 
     @Test(arguments: [
@@ -306,7 +326,8 @@ import Testing
         let world = World()
         world.transport.on(Self.authn, 200, Self.mfaRequired([Self.totp]))
         world.transport.fail("\(Self.base)/api/v1/authn/factors/ostf1/verify", .connect("refused"))
-        guard case .problem(.unavailable) = world.run(answers: ["123456"]).0 else { Issue.record("not unavailable"); return }
+        guard case .problem(let problem) = world.run(answers: ["123456"]).0, problem.kind == .unavailable else { Issue.record("not unavailable"); return }
+        #expect(problem.stage == .oktaFactor)
     }
 
     @Test func withoutAnOIDCClientGroupsAreUnknown() {

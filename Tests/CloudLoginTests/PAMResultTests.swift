@@ -5,6 +5,8 @@ import Testing
 
 @Suite struct PAMResultTests {
     static let identity = Identity(subject: "alice", idpLogin: "alice@example.com", claims: [:])
+    static let down = IdPClassifier.problem(.connect("refused"), stage: .token)
+    static let badClient = IdPProblem(stage: .token, cause: .oauthError(.invalidClient, status: 401))
 
     /// DESIGN.md §1, one row per outcome.
     @Test(arguments: [
@@ -13,12 +15,15 @@ import Testing
         (.acceptedPasswordOnly(localName: "alice"), PAM_SUCCESS, nil),
         (.refusedHere(.subjectMismatch), PAM_AUTH_ERR, "Sign-in refused on this computer: the local account belongs to another cloud identity."),
         (.refusedHere(.notInAllowedGroups), PAM_AUTH_ERR, "Sign-in refused on this computer: not in allow_groups."),
-        (.offlineRefused(problem: "down", reason: .tooOld), PAM_AUTH_ERR, "Identity provider unreachable, and offline sign-in is not possible: the last online sign-in is older than [offline] max_days."),
-        (.offlineRefused(problem: "down", reason: .revoked), PAM_AUTH_ERR, "Identity provider unreachable, and offline sign-in is not possible: the identity provider refused this account since its last online sign-in."),
+        (.offlineRefused(problem: down, reason: .tooOld), PAM_AUTH_ERR, "Identity provider unreachable, and offline sign-in is not possible: the last online sign-in is older than [offline] max_days."),
+        (.offlineRefused(problem: down, reason: .revoked), PAM_AUTH_ERR, "Identity provider unreachable, and offline sign-in is not possible: the identity provider refused this account since its last online sign-in."),
         (.rejected(.badCredentials), PAM_AUTH_ERR, "Sign-in failed."),
         (.rejected(.unknownUser), PAM_AUTH_ERR, "Sign-in failed."),
         (.rejected(.disabled), PAM_AUTH_ERR, "Sign-in failed."),
         (.rejected(.accessPolicy), PAM_AUTH_ERR, "Sign-in failed."),
+        (.rejected(.blocked), PAM_AUTH_ERR, "Sign-in failed."),
+        (.rejected(.unrecognizedRefusal), PAM_AUTH_ERR, "Sign-in failed."),
+        (.offlineRefused(problem: badClient, reason: .neverOnline), PAM_AUTH_ERR, "Identity provider unreachable, and offline sign-in is not possible: this account has not signed in online on this machine yet."),
         (.rejected(.emptyPassword), PAM_AUTH_ERR, nil),
         (.rejected(.invalidName), PAM_AUTH_ERR, nil),
         (.rejected(.mfaRequired), PAM_AUTH_ERR, "Your organisation requires MFA for this sign-in."),
@@ -29,8 +34,8 @@ import Testing
         (.notCloudUser(.unmanagedLocalAccount), PAM_IGNORE, nil),
         (.notCloudUser(.unmanagedAdmin), PAM_IGNORE, nil),
         (.refusedHere(.groupsTakenAway), PAM_AUTH_ERR, "Sign-in refused on this computer: your identity provider took away group rights this session still holds; sign out and sign in again."),
-        (.idpUnavailable("down", localName: "alice"), PAM_AUTHINFO_UNAVAIL, "Identity provider unreachable; trying offline sign-in."),
-        (.idpMisconfigured("bad client", localName: nil), PAM_AUTHINFO_UNAVAIL, "Cloud sign-in is misconfigured; tell your administrator."),
+        (.idpUnavailable(down, localName: "alice"), PAM_AUTHINFO_UNAVAIL, "Identity provider unreachable; trying offline sign-in."),
+        (.idpMisconfigured(badClient, localName: nil), PAM_AUTHINFO_UNAVAIL, "Cloud sign-in is misconfigured; tell your administrator."),
         (.configInvalid("bad file", offlineFor: nil), PAM_AUTH_ERR, "Cloud sign-in is misconfigured; tell your administrator."),
         (.configInvalid("bad file", offlineFor: "alice"), PAM_AUTHINFO_UNAVAIL, "Cloud sign-in is misconfigured; trying offline sign-in."),
         (.accountStoreFailed("disk full"), PAM_SYSTEM_ERR, "Could not update the local account."),
@@ -43,8 +48,8 @@ import Testing
     }
 
     @Test func onlyAcceptedIsSuccess() {
-        let outcomes: [Outcome] = [.rejected(.badCredentials), .notCloudUser(.root), .idpUnavailable("", localName: nil), .idpMisconfigured("", localName: nil),
-                                   .refusedHere(.subjectMismatch), .offlineRefused(problem: "", reason: .tooOld),
+        let outcomes: [Outcome] = [.rejected(.badCredentials), .notCloudUser(.root), .idpUnavailable(Self.down, localName: nil), .idpMisconfigured(Self.badClient, localName: nil),
+                                   .refusedHere(.subjectMismatch), .offlineRefused(problem: Self.down, reason: .tooOld),
                                    .configInvalid("", offlineFor: nil), .configInvalid("", offlineFor: "a"), .accountStoreFailed(""), .noPassword]
         for outcome in outcomes { #expect(PAMResult(for: outcome).code != PAM_SUCCESS) }
     }

@@ -7,9 +7,15 @@ message, that the module answered within `timeout` + 1 s, that the driver did no
 code of an unavailable or misconfigured IdP: PAM_AUTHINFO_UNAVAIL (pam_unix may check the synced
 password) only for a managed user within max_days; PAM_AUTH_ERR for anyone else. So each fault is
 run for `hank` (signed in online once) and for `nora` (never signed in).
+
+A refusal is not a fault: an answer that says no to this attempt (an OAuth error code CloudLogin
+does not know, an account blocked or disabled at the IdP) is PAM_AUTH_ERR for everyone and never
+leads to the offline rule; the answers that are the IdP's word that the account may not sign in
+also revoke offline sign-in until the next online success (`test_refusal_...`).
 """
 from __future__ import annotations
 
+import json
 import pathlib
 import re
 import socket
@@ -27,6 +33,8 @@ TIMEOUT = 2            # [idp] timeout in the config
 BOUND = TIMEOUT + 1.0  # the module must have answered by then
 MANAGED, NEVER_ONLINE = "hank", "nora"
 PASSWORD = {"hank": "Hank's pw 1", "nora": "Nora pw 1"}
+
+STATE = pathlib.Path("/var/lib/cloudlogin/users")  # state_dir as configured: the default
 
 UNAVAILABLE = "Identity provider unreachable; trying offline sign-in."
 MISCONFIGURED = "Cloud sign-in is misconfigured; tell your administrator."
@@ -126,6 +134,15 @@ CASES = {
     "http_502_html": (_set("token", Status(502, b"<html><body>Bad Gateway</body></html>", "text/html")), "unavailable"),
     "http_503": (_set("token", Status(503, b"", headers=(("Retry-After", "120"),))), "unavailable"),
     "http_429": (_set("token", Status(429, b'{"errorCode":"E0000047"}', headers=(("Retry-After", "30"),))), "unavailable"),
+    "http_429_rate_limit_auth0": (_set("token", Status(429, b'{"error":"too_many_requests","error_description":"Global limit has been reached"}')), "unavailable"),
+    "http_408": (_set("token", Status(408, b"")), "unavailable"),
+    # The client-side OAuth codes, a wrong endpoint and a proxy's page: misconfigured, offline rule.
+    "invalid_client": (_set("token", Status(401, b'{"error":"invalid_client","error_description":"Client authentication failed"}')), "misconfigured"),
+    "unauthorized_client": (_set("token", Status(400, b'{"error":"unauthorized_client"}')), "misconfigured"),
+    "unsupported_grant_type": (_set("token", Status(400, b'{"error":"unsupported_grant_type"}')), "misconfigured"),
+    "entra_client_secret_expired_7000222": (_set("token", Status(401, b'{"error":"invalid_client","error_codes":[7000222]}')), "misconfigured"),
+    "http_404": (_set("token", Status(404, b"")), "misconfigured"),
+    "http_403_proxy_page": (_set("token", Status(403, b"<html><body>Access denied by policy</body></html>", "text/html")), "misconfigured"),
     "ok_with_error_body": (_set("token", Status(200, b'{"error":"invalid_grant"}')), "misconfigured"),
     "ok_with_html_body": (_set("token", Status(200, b"<!doctype html><title>Sign in</title><form></form>", "text/html")), "misconfigured"),
     "truncated_json": (_set("token", Status(200, b'{"access_token":"abc","token_type":"Bearer","id_token":"eyJhbGciOiJSUzI1')), "misconfigured"),
@@ -193,6 +210,68 @@ def test_fault_gives_the_documented_code_in_bounded_time_and_changes_nothing(cas
     assert trap.hits == hits, "the module followed a redirect to plain http"
     # Nothing lasting: with a healthy IdP, hank signs in again (offline was not revoked either).
     assert fsite.pam(fsite.module_only(), MANAGED, PASSWORD[MANAGED]).code == "PAM_SUCCESS"
+
+
+# Refusals: (what the token endpoint answers, the reason in the syslog line, whether offline
+# sign-in is revoked). Error shapes as Auth0 and Entra document them (IdPClassifier.swift).
+REFUSALS = {
+    # An OAuth error CloudLogin does not know: a refusal of this attempt. It used to count as
+    # "misconfigured", which let pam_unix check hank's synced password.
+    "unknown_oauth_error_400": (Status(400, b'{"error":"something_new","error_description":"whatever"}'),
+                                "refused by the identity provider (an error CloudLogin does not know)", False),
+    "auth0_user_blocked_403": (Status(403, b'{"error":"unauthorized","error_description":"user is blocked"}'),
+                               "blocked by the identity provider", True),
+    "auth0_access_denied_403": (Status(403, b'{"error":"access_denied","error_description":"Unauthorized"}'),
+                                "blocked by the identity provider", True),
+    "auth0_too_many_attempts_429": (Status(429, b'{"error":"too_many_attempts","error_description":"Your account has been blocked '
+                                                b'after multiple consecutive login attempts."}'),
+                                    "blocked by the identity provider", True),
+    "entra_50053_locked": (Status(400, b'{"error":"invalid_grant","error_description":"AADSTS50053: The account is locked.",'
+                                       b'"error_codes":[50053]}'),
+                           "blocked by the identity provider", True),
+    "entra_53003_conditional_access": (Status(400, b'{"error":"interaction_required","error_description":"AADSTS53003: Access has '
+                                                   b'been blocked by Conditional Access policies.","error_codes":[53003]}'),
+                                       "refused by access policy", True),
+    "entra_50057_disabled": (Status(400, b'{"error":"invalid_grant","error_codes":[50057]}'), "user disabled", True),
+}
+
+
+def record(user: str) -> dict:
+    return json.loads((STATE / user).read_text())
+
+
+@pytest.mark.parametrize("case", sorted(REFUSALS))
+def test_refusal_is_auth_err_never_offline_and_revokes_only_when_definite(case, fsite: Site, hostile: HostileIdP):
+    answer, reason, revokes = REFUSALS[case]
+    # Each case starts from an online success: hank's record says accepted.
+    assert fsite.pam(fsite.module_only(), MANAGED, PASSWORD[MANAGED]).code == "PAM_SUCCESS"
+    assert record(MANAGED)["last_verdict"] == "accepted"
+    try:
+        for user in (MANAGED, NEVER_ONLINE):
+            hostile.token = answer
+            before = snapshot_account_files()
+            run, elapsed = run_case(fsite, user)
+            check_no_damage(run, elapsed, before)
+            # Within max_days and with the synced password, hank would get PAM_AUTHINFO_UNAVAIL
+            # from an outage or a misconfiguration: a refusal never does.
+            assert run.code == "PAM_AUTH_ERR", run
+            assert run.messages == ["error: Sign-in failed."], run
+            assert any(f"authentication rejected ({reason}); PAM_AUTH_ERR; online" in line for line in run.syslog), run.syslog
+        assert record(MANAGED)["last_verdict"] == ("revoked" if revokes else "accepted")
+        # What hank gets from an outage now.
+        hostile.token = Status(503)
+        run, elapsed = run_case(fsite, MANAGED)
+        if revokes:
+            assert run.code == "PAM_AUTH_ERR", run
+            assert any("refused this account since its last online sign-in" in m for m in run.messages), run
+        else:
+            assert run.code == "PAM_AUTHINFO_UNAVAIL", run
+            assert run.messages == ["info: " + UNAVAILABLE], run
+    finally:
+        hostile.reset()
+    # The next online success restores offline sign-in.
+    assert fsite.pam(fsite.module_only(), MANAGED, PASSWORD[MANAGED]).code == "PAM_SUCCESS"
+    assert record(MANAGED)["last_verdict"] == "accepted"
 
 
 def test_wrong_password_at_a_hostile_idp_is_a_plain_no(fsite: Site, hostile: HostileIdP):

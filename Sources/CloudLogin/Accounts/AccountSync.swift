@@ -259,7 +259,7 @@ public struct AccountSync {
         guard canChangeAccounts, accounts.account(named: localName) != nil else { return }
         let marked = accounts.isMarked(localName)
         guard case .success(let found) = state.user(named: localName), found != nil || marked else { return }
-        let definite = reason == .disabled || reason == .unknownUser
+        let definite = reason.revokesOfflineSignIn
         guard definite || (reason == .badCredentials && accounts.passwordMatches(name: localName, password: password) == true) else { return }
         // Re-read under the lock: a concurrent sign-in may have saved a newer record.
         let saved = state.withLock { () -> Swift.Result<Void, AccountError> in

@@ -40,8 +40,15 @@ public enum RejectionReason: String, Equatable, Sendable {
     case badCredentials = "bad credentials"
     case unknownUser = "unknown user"
     case disabled = "user disabled"
-    /// Conditional access or a similar policy refused the sign-in.
+    /// Conditional access or a similar policy refused the sign-in (Entra AADSTS53003).
     case accessPolicy = "refused by access policy"
+    /// The IdP blocked the account: by an administrator, or by its brute-force protection
+    /// (Auth0 `unauthorized` "user is blocked", `access_denied`, `too_many_attempts`; Entra
+    /// AADSTS50053).
+    case blocked = "blocked by the identity provider"
+    /// A 4xx with an error code CloudLogin does not know: this attempt was refused, and that is
+    /// all it says (not an outage, not a misconfiguration).
+    case unrecognizedRefusal = "refused by the identity provider (an error CloudLogin does not know)"
     case mfaRequired = "MFA required"
     case passwordExpired = "password expired"
     /// Empty password: nothing was sent.
@@ -68,6 +75,21 @@ public enum RejectionReason: String, Equatable, Sendable {
     case passwordChangeFailed = "password change failed"
     /// CloudLogin's record of the account cannot be read: neither the IdP nor pam_unix is asked.
     case stateUnreadable = "managed-user record unreadable"
+
+    /// Whether the answer is the IdP's definite word that this account may not sign in, so
+    /// that offline sign-in with the synced password stops until the next online success:
+    /// unknown, disabled, blocked or locked accounts and access-policy blocks. A wrong password
+    /// revokes only when it is the synced one (AccountSync.recordRejection checks that).
+    public var revokesOfflineSignIn: Bool {
+        switch self {
+        case .unknownUser, .disabled, .blocked, .accessPolicy, .lockedOut:
+            return true
+        case .badCredentials, .unrecognizedRefusal, .mfaRequired, .passwordExpired, .emptyPassword, .invalidName,
+             .mfaEnrollmentRequired, .mfaFailed, .mfaTimedOut, .recoveryInProgress, .transactionExpired, .abandoned,
+             .unsupportedState, .passwordChangeFailed, .stateUnreadable:
+            return false
+        }
+    }
 }
 
 /// What an identity provider answered to a password.

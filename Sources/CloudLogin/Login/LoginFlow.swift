@@ -214,7 +214,7 @@ public final class LoginFlow {
             guard groupsTakenAway(localName: localName).isEmpty else { return .refusedHere(.groupsTakenAway) }
             return .configInvalid(problem, offlineFor: localName)
         case .refused(let reason):
-            return .offlineRefused(problem: "CloudLogin's configuration cannot be used: \(problem)", reason: reason)
+            return .configInvalid("\(problem); offline sign-in refused: \(reason.rawValue)", offlineFor: nil)
         }
     }
 
@@ -235,10 +235,10 @@ public final class LoginFlow {
                 break
             }
         }
-        switch (decision, problem) {
-        case (.allowed, .unavailable(let why)): return .idpUnavailable(why, localName: localName)
-        case (.allowed, .misconfigured(let why)): return .idpMisconfigured(why, localName: localName)
-        case (.refused(let reason), _): return .offlineRefused(problem: problem.description, reason: reason)
+        switch (decision, problem.kind) {
+        case (.allowed, .unavailable): return .idpUnavailable(problem, localName: localName)
+        case (.allowed, .misconfigured): return .idpMisconfigured(problem, localName: localName)
+        case (.refused(let reason), _): return .offlineRefused(problem: problem, reason: reason)
         }
     }
 

@@ -14,14 +14,17 @@ public enum Outcome: Equatable, Sendable {
     case refusedHere(AccountRefusal)
     /// A user CloudLogin leaves to the rest of the stack; the password was not asked for.
     case notCloudUser(LocalOnlyReason)
-    /// The IdP could not be reached (or answered 5xx/429) and offline sign-in is allowed:
-    /// pam_unix checks the synced password of `localName`.
-    case idpUnavailable(String, localName: String?)
+    /// The IdP could not be reached (or answered 5xx/408/429) and offline sign-in is allowed:
+    /// pam_unix checks the synced password of `localName`. The problem's `kind` is
+    /// `.unavailable`.
+    case idpUnavailable(IdPProblem, localName: String?)
     /// The IdP or the client registration is set up wrong, or the IdP's answer was broken;
-    /// offline sign-in is allowed as for `idpUnavailable`.
-    case idpMisconfigured(String, localName: String?)
-    /// The IdP could not be used and offline sign-in is not allowed for this user.
-    case offlineRefused(problem: String, reason: OfflineRefusal)
+    /// offline sign-in is allowed as for `idpUnavailable`. The problem's `kind` is
+    /// `.misconfigured`.
+    case idpMisconfigured(IdPProblem, localName: String?)
+    /// The IdP could not be used (either kind of problem) and offline sign-in is not allowed
+    /// for this user.
+    case offlineRefused(problem: IdPProblem, reason: OfflineRefusal)
     /// CloudLogin's own config is missing, unreadable, unsafe or invalid, for a user who is not
     /// a local one. `offlineFor`: the managed account that may sign in offline under the
     /// built-in rule (pam_unix checks its synced password); nil: refused.

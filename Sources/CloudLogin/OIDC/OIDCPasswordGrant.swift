@@ -27,11 +27,16 @@ public final class OIDCPasswordGrant: IdentityProvider {
         let response: HTTPResponse
         switch transport.send(request, deadline: deadline) {
         case .success(let answer): response = answer
-        case .failure(let error): return .problem(IdPProblem(error, what: "token request"))
+        case .failure(let error): return .problem(IdPClassifier.problem(error, stage: .token))
         }
         defer { response.body.wipe() }
         guard response.status == 200 else {
-            return TokenEndpointError.classify(status: response.status, body: response.body)
+            let answer = IdPErrorAnswer(status: response.status, body: response.body)
+            let verdict = IdPClassifier.verdict(for: answer, stage: .token)
+            if verdict == .rejected(.unrecognizedRefusal) {
+                log.warning("the token endpoint refused the sign-in with an error CloudLogin does not know (\(answer.summary)); treated as a refusal")
+            }
+            return verdict
         }
         return readTokenResponse(response.body, login: login, deadline: deadline)
     }
@@ -76,22 +81,22 @@ public final class OIDCPasswordGrant: IdentityProvider {
     /// identity is a yes.
     func readTokenResponse(_ body: SecretBytes, login: String, deadline: Deadline) -> IdentityVerdict {
         guard let document = JSONValue.parse(body), document.objectValue != nil else {
-            return .problem(.misconfigured("the token endpoint answered 200 with a body that is not a JSON object"))
+            return .problem(.malformed(.token, "the token endpoint answered 200 with a body that is not a JSON object"))
         }
         if document["error"] != nil {
-            return .problem(.misconfigured("the token endpoint answered 200 with an error body"))
+            return .problem(.malformed(.token, "the token endpoint answered 200 with an error body"))
         }
         guard let accessToken = document["access_token"]?.stringValue, !accessToken.isEmpty else {
-            return .problem(.misconfigured("the token endpoint answered 200 without an access_token"))
+            return .problem(.malformed(.token, "the token endpoint answered 200 without an access_token"))
         }
         if let tokenType = document["token_type"]?.stringValue, tokenType.lowercased() != "bearer" {
-            return .problem(.misconfigured("the token endpoint issued a '\(ConfigParser.printable(tokenType))' token, not Bearer"))
+            return .problem(.malformed(.token, "the token endpoint issued a '\(ConfigParser.printable(tokenType))' token, not Bearer"))
         }
 
         var claims: [String: JSONValue]
         if let idToken = document["id_token"] {
             guard let token = idToken.stringValue else {
-                return .problem(.misconfigured("the token endpoint's id_token is not a string"))
+                return .problem(.malformed(.token, "the token endpoint's id_token is not a string"))
             }
             switch verifyIDToken(token, deadline: deadline) {
             case .success(let verified): claims = verified
@@ -102,7 +107,7 @@ public final class OIDCPasswordGrant: IdentityProvider {
                 switch userinfo(accessToken: accessToken, deadline: deadline) {
                 case .success(let extra):
                     guard extra["sub"] == claims["sub"] else {
-                        return .problem(.misconfigured("userinfo names a different subject than the ID token"))
+                        return .problem(.malformed(.userinfo, "userinfo names a different subject than the ID token"))
                     }
                     claims.merge(extra) { fromToken, _ in fromToken }
                 case .failure(let problem):
@@ -116,7 +121,7 @@ public final class OIDCPasswordGrant: IdentityProvider {
             }
         }
         guard let subject = claims["sub"]?.stringValue, !subject.isEmpty else {
-            return .problem(.misconfigured("the IdP's answer names no subject (sub)"))
+            return .problem(.malformed(.token, "the IdP's answer names no subject (sub)"))
         }
         return .accepted(Identity(subject: subject, idpLogin: login, claims: claims))
     }
@@ -138,12 +143,12 @@ public final class OIDCPasswordGrant: IdentityProvider {
         bearer.append(accessToken)
         switch transport.send(HTTPRequest(method: .get, url: url, authorization: bearer), deadline: deadline) {
         case .failure(let error):
-            return .failure(IdPProblem(error, what: "userinfo request"))
+            return .failure(IdPClassifier.problem(error, stage: .userinfo))
         case .success(let response):
             defer { response.body.wipe() }
-            guard response.status == 200 else { return .failure(IdPProblem(status: response.status, what: "userinfo (\(url))")) }
+            guard response.status == 200 else { return .failure(IdPClassifier.problem(status: response.status, stage: .userinfo)) }
             guard let claims = JSONValue.parse(response.body)?.objectValue else {
-                return .failure(.misconfigured("userinfo did not answer a JSON object"))
+                return .failure(.malformed(.userinfo, "userinfo did not answer a JSON object"))
             }
             return .success(claims)
         }

@@ -35,7 +35,7 @@ public final class ProviderDirectory {
         if let override = config.userinfoEndpoint { return .success(override) }
         return discovery(deadline: deadline).flatMap { metadata in
             guard let url = metadata.userinfoEndpoint else {
-                return .failure(.misconfigured("the IdP returned no id_token and lists no userinfo_endpoint; add openid to scopes or set userinfo_endpoint"))
+                return .failure(.malformed(.userinfo, "the IdP returned no id_token and lists no userinfo_endpoint; add openid to scopes or set userinfo_endpoint"))
             }
             return .success(url)
         }
@@ -45,7 +45,7 @@ public final class ProviderDirectory {
     public func discovery(deadline: Deadline, refresh: Bool = false) -> Result<ProviderMetadata, IdPProblem> {
         if let metadata, !refresh { return .success(metadata) }
         let url = issuer.hasSuffix("/") ? "\(issuer).well-known/openid-configuration" : "\(issuer)/.well-known/openid-configuration"
-        let result = document(url: url, kind: "discovery", what: "discovery (\(url))", refresh: refresh, deadline: deadline)
+        let result = document(url: url, kind: "discovery", stage: .discovery, refresh: refresh, deadline: deadline)
             .flatMap { (document: JSONValue) -> Result<ProviderMetadata, IdPProblem> in
                 do throws(IdPProblem) {
                     return .success(try ProviderMetadata(discovery: document, expectedIssuer: issuer))
@@ -67,16 +67,16 @@ public final class ProviderDirectory {
             case .failure(let problem): return .failure(problem)
             case .success(let metadata):
                 guard let url = metadata.jwksURI else {
-                    return .failure(.misconfigured("the IdP's discovery document lists no jwks_uri, so ID tokens cannot be verified; set jwks_uri"))
+                    return .failure(.malformed(.keys, "the IdP's discovery document lists no jwks_uri, so ID tokens cannot be verified; set jwks_uri"))
                 }
                 jwksURL = url
             }
         }
         var fromCache = false
-        let result = document(url: jwksURL, kind: "jwks", what: "JWKS (\(jwksURL))", refresh: refresh, deadline: deadline, usedCache: &fromCache)
+        let result = document(url: jwksURL, kind: "jwks", stage: .keys, refresh: refresh, deadline: deadline, usedCache: &fromCache)
         return result.flatMap { document in
             guard let keys = KeySet(document: document) else {
-                return .failure(.misconfigured("the JWKS at \(jwksURL) is not a JSON Web Key Set"))
+                return .failure(.malformed(.keys, "the JWKS at \(jwksURL) is not a JSON Web Key Set"))
             }
             return .success((keys, fromCache))
         }
@@ -84,7 +84,8 @@ public final class ProviderDirectory {
 
     /// The claims of an ID token signed by one of the provider's keys; an unknown `kid` after
     /// a cached key set fetches the JWKS once more (key rotation).
-    public func verify(_ token: String, with verifier: IDTokenVerifier, now: Int64, deadline: Deadline) -> Result<[String: JSONValue], IdPProblem> {
+    public func verify(_ token: String, with verifier: IDTokenVerifier, now: Int64, deadline: Deadline,
+                       stage: IdPProblem.Stage = .token) -> Result<[String: JSONValue], IdPProblem> {
         var refresh = false
         while true {
             let keys: KeySet
@@ -100,19 +101,19 @@ public final class ProviderDirectory {
                 refresh = true
             } catch {
                 log.error("rejecting the IdP's ID token: \(error)")
-                return .failure(.misconfigured(error.description))
+                return .failure(IdPProblem(stage: stage, cause: .invalidToken(error)))
             }
         }
     }
 
-    private func document(url: String, kind: String, what: String, refresh: Bool, deadline: Deadline) -> Result<JSONValue, IdPProblem> {
+    private func document(url: String, kind: String, stage: IdPProblem.Stage, refresh: Bool, deadline: Deadline) -> Result<JSONValue, IdPProblem> {
         var unused = false
-        return document(url: url, kind: kind, what: what, refresh: refresh, deadline: deadline, usedCache: &unused)
+        return document(url: url, kind: kind, stage: stage, refresh: refresh, deadline: deadline, usedCache: &unused)
     }
 
     /// A JSON document: fresh from the cache, else fetched (and cached), else a stale cached
     /// copy when the IdP is unavailable.
-    private func document(url: String, kind: String, what: String, refresh: Bool, deadline: Deadline, usedCache: inout Bool) -> Result<JSONValue, IdPProblem> {
+    private func document(url: String, kind: String, stage: IdPProblem.Stage, refresh: Bool, deadline: Deadline, usedCache: inout Bool) -> Result<JSONValue, IdPProblem> {
         let name = DiskMetadataCache.key(for: "\(issuer) \(url)", kind: kind)
         let now = clock.now()
         let cached = cache?.read(name)
@@ -122,33 +123,31 @@ public final class ProviderDirectory {
             return .success(document)
         }
         fetches.append("GET \(url)")
-        let fetched = fetch(url: url, what: what, deadline: deadline)
+        let fetched = fetch(url: url, stage: stage, deadline: deadline)
         switch fetched {
         case .success(let (document, bytes)):
             cache?.write(name, body: bytes, fetchedAt: now)
             usedCache = false
             return .success(document)
-        case .failure(.unavailable(let why)):
-            if let cached, now &- cached.fetchedAt < Self.staleSeconds,
+        case .failure(let problem):
+            if problem.kind == .unavailable, let cached, now &- cached.fetchedAt < Self.staleSeconds,
                let document = cached.body.withUnsafeBytes({ JSONValue.parse($0) }) {
-                log.warning("\(why); using the cached copy from \(now &- cached.fetchedAt) s ago")
+                log.warning("\(problem) (\(url)); using the cached copy from \(now &- cached.fetchedAt) s ago")
                 usedCache = true
                 return .success(document)
             }
-            return .failure(.unavailable(why))
-        case .failure(let problem):
             return .failure(problem)
         }
     }
 
-    private func fetch(url: String, what: String, deadline: Deadline) -> Result<(JSONValue, [UInt8]), IdPProblem> {
+    private func fetch(url: String, stage: IdPProblem.Stage, deadline: Deadline) -> Result<(JSONValue, [UInt8]), IdPProblem> {
         switch transport.send(HTTPRequest(method: .get, url: url), deadline: deadline) {
         case .failure(let error):
-            return .failure(IdPProblem(error, what: what))
+            return .failure(IdPClassifier.problem(error, stage: stage))
         case .success(let response):
-            guard response.status == 200 else { return .failure(IdPProblem(status: response.status, what: what)) }
+            guard response.status == 200 else { return .failure(IdPClassifier.problem(status: response.status, stage: stage)) }
             guard let document = JSONValue.parse(response.body), document.objectValue != nil else {
-                return .failure(.misconfigured("\(what) did not answer a JSON object"))
+                return .failure(.malformed(stage, "\(stage.what) (\(url)) did not answer a JSON object"))
             }
             return .success((document, response.body.withBytes { Array($0) }))
         }

@@ -22,18 +22,18 @@ public struct ProviderMetadata: Equatable, Sendable {
     /// §4.3) and that every endpoint is https.
     public init(discovery document: JSONValue, expectedIssuer: String) throws(IdPProblem) {
         guard let issuer = document["issuer"]?.stringValue else {
-            throw .misconfigured("the discovery document has no issuer; check that issuer points at the OpenID provider")
+            throw .malformed(.discovery, "the discovery document has no issuer; check that issuer points at the OpenID provider")
         }
         guard issuer == expectedIssuer else {
-            throw .misconfigured("the discovery document is for issuer '\(ConfigParser.printable(issuer))', not the configured '\(expectedIssuer)'; set issuer to the exact value")
+            throw .malformed(.discovery, "the discovery document is for issuer '\(ConfigParser.printable(issuer))', not the configured '\(expectedIssuer)'; set issuer to the exact value")
         }
         guard let token = document["token_endpoint"]?.stringValue, HTTPSURL.isValid(token) else {
-            throw .misconfigured("the discovery document has no https token_endpoint")
+            throw .malformed(.discovery, "the discovery document has no https token_endpoint")
         }
         func optionalEndpoint(_ name: String) throws(IdPProblem) -> String? {
             guard let value = document[name] else { return nil }
             guard let url = value.stringValue, HTTPSURL.isValid(url) else {
-                throw .misconfigured("the discovery document's \(name) is not an https URL")
+                throw .malformed(.discovery, "the discovery document's \(name) is not an https URL")
             }
             return url
         }
@@ -43,36 +43,5 @@ public struct ProviderMetadata: Equatable, Sendable {
         self.authorizationEndpoint = try optionalEndpoint("authorization_endpoint")
         self.userinfoEndpoint = try optionalEndpoint("userinfo_endpoint")
         self.grantTypesSupported = document["grant_types_supported"]?.stringArray
-    }
-}
-
-/// A problem with the IdP as a whole (not with the user's credentials).
-public enum IdPProblem: Error, Equatable, Sendable, CustomStringConvertible {
-    /// Transport failure, HTTP 5xx or 429: try later, offline sign-in may apply.
-    case unavailable(String)
-    /// The IdP or CloudLogin's registration at it is set up wrong, or it sent something broken.
-    case misconfigured(String)
-
-    public var description: String {
-        switch self {
-        case .unavailable(let why), .misconfigured(let why): return why
-        }
-    }
-
-    /// The problem for a failed transport: a cap or URL problem is a broken IdP, the rest
-    /// means unavailable.
-    public init(_ error: TransportError, what: String) {
-        switch error {
-        case .tooLarge, .invalidURL: self = .misconfigured("\(what): \(error)")
-        default: self = .unavailable("\(what): \(error)")
-        }
-    }
-
-    /// The problem for an HTTP status other than 200 on a metadata or userinfo request.
-    public init(status: Int, what: String) {
-        switch status {
-        case 408, 429, 500...599: self = .unavailable("\(what) answered HTTP \(status)")
-        default: self = .misconfigured("\(what) answered HTTP \(status); check the URL in the config")
-        }
     }
 }

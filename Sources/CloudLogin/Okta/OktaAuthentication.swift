@@ -36,10 +36,12 @@ public final class OktaAuthentication: IdentityProvider {
     /// What one request to Okta came back with.
     enum Answer {
         case transaction(OktaTransaction)
-        /// An error status with Okta's error body (when it sent one).
-        case error(status: Int, OktaError?)
-        /// 429: wait until this many milliseconds have passed, then try again.
-        case rateLimited(waitMilliseconds: Int64)
+        /// An error status: what it means (`IdPClassifier`), and Okta's error body (when it
+        /// sent one) for the flow's own retries (a wrong code, a new password Okta refused).
+        case error(status: Int, OktaError?, IdentityVerdict)
+        /// 429 (a rate limit, not a block): wait until this many milliseconds have passed, then
+        /// try again; `problem` when the flow gives up.
+        case rateLimited(waitMilliseconds: Int64, IdPProblem)
         case problem(IdPProblem)
     }
 
@@ -48,15 +50,11 @@ public final class OktaAuthentication: IdentityProvider {
         body.add("username", login)
         body.add("password", password)
         body.addRaw("options", #"{"multiOptionalFactorEnroll":false,"warnBeforePasswordExpired":true}"#)
-        let first = send("\(base)/api/v1/authn", body: body.finish(), retryWhenRateLimited: false)
+        let first = send("\(base)/api/v1/authn", body: body.finish(), stage: .oktaAuthn, retryWhenRateLimited: false)
         var transaction: OktaTransaction
         switch first {
         case .transaction(let answer): transaction = answer
-        case .error(401, let error) where error?.code == "E0000004" || error == nil:
-            return .rejected(.badCredentials)
-        case .error(let status, let error): return verdict(forStatus: status, error, transaction: nil)
-        case .rateLimited: return .problem(.unavailable("Okta answered 429 (rate limit) to the sign-in"))
-        case .problem(let problem): return .problem(problem)
+        case let other: return verdict(for: other, transaction: nil, stage: .oktaAuthn)
         }
 
         for _ in 0..<Self.maximumSteps {
@@ -73,7 +71,7 @@ public final class OktaAuthentication: IdentityProvider {
                 } else {
                     conversation.tell("Your Okta password expires soon; change it soon.")
                 }
-                next = follow(transaction, link: "skip", body: stateBody(transaction))
+                next = follow(transaction, link: "skip", body: stateBody(transaction), stage: .oktaPassword)
             case "PASSWORD_EXPIRED":
                 next = changePassword(transaction, password: password, conversation: conversation)
             case "MFA_ENROLL", "MFA_ENROLL_ACTIVATE":
@@ -97,17 +95,17 @@ public final class OktaAuthentication: IdentityProvider {
             }
         }
         cancel(transaction)
-        return afterPasswordAccepted(.problem(.misconfigured("the Okta sign-in took more than \(Self.maximumSteps) steps")))
+        return afterPasswordAccepted(.problem(.malformed(.oktaTransaction, "the Okta sign-in took more than \(Self.maximumSteps) steps")))
     }
 
     /// Once Okta has answered the password with a transaction, only an outage (transport,
-    /// 5xx, 429) may lead to the offline rule: any other failure — a 4xx to a factor or a
+    /// 408, 429, 5xx) may lead to the offline rule: any other failure — a 4xx to a factor or a
     /// password change, an unexpected or broken answer — is a refusal. Otherwise someone with
     /// the password but not the second factor could end the MFA step with an error and be let
     /// in by pam_unix.
     func afterPasswordAccepted(_ verdict: IdentityVerdict) -> IdentityVerdict {
-        guard case .problem(.misconfigured(let why)) = verdict else { return verdict }
-        log.error("the Okta sign-in failed after the password was accepted: \(why)")
+        guard case .problem(let problem) = verdict, problem.kind == .misconfigured else { return verdict }
+        log.error("the Okta sign-in failed after the password was accepted: \(problem)")
         return .rejected(.unsupportedState)
     }
 
@@ -121,7 +119,7 @@ public final class OktaAuthentication: IdentityProvider {
 
     func success(_ transaction: OktaTransaction, login: String) -> IdentityVerdict {
         guard let user = transaction.user else {
-            return .problem(.misconfigured("Okta answered SUCCESS without the user"))
+            return .problem(.malformed(.oktaTransaction, "Okta answered SUCCESS without the user"))
         }
         var claims: [String: JSONValue] = ["sub": .string(user.id)]
         if let userLogin = user.login { claims["preferred_username"] = .string(userLogin); claims["login"] = .string(userLogin) }
@@ -176,15 +174,15 @@ public final class OktaAuthentication: IdentityProvider {
             return askForCode(transaction, url: verify.href, prompt: "\(factor.name): ", conversation: conversation)
         case .sms?:
             // The first verify sends the text message; the code goes to the challenge's link.
-            switch send(verify.href, body: stateBody(transaction)) {
+            switch send(verify.href, body: stateBody(transaction), stage: .oktaFactor) {
             case .transaction(let challenge):
                 guard let next = challenge.links["next"] else {
                     cancel(challenge)
-                    return .finished(.problem(.misconfigured("Okta's SMS challenge has no link to verify the code")))
+                    return .finished(.problem(.malformed(.oktaFactor, "Okta's SMS challenge has no link to verify the code")))
                 }
                 return askForCode(challenge, url: next.href, prompt: "SMS code: ", conversation: conversation)
             case let other:
-                return .finished(verdict(for: other, transaction: transaction))
+                return .finished(verdict(for: other, transaction: transaction, stage: .oktaFactor))
             }
         case .push?:
             return push(transaction, url: verify.href, conversation: conversation)
@@ -225,13 +223,13 @@ public final class OktaAuthentication: IdentityProvider {
             var body = JSONBody()
             if let token = transaction.stateToken { body.add("stateToken", token) }
             body.add("passCode", code)
-            switch send(url, body: body.finish()) {
+            switch send(url, body: body.finish(), stage: .oktaFactor) {
             case .transaction(let next):
                 return .continueWith(next)
-            case .error(403, let error) where error?.code == "E0000068":
+            case .error(403, let error, _) where error?.code == "E0000068":
                 if attempt < Self.maximumTries { conversation.tell("That code is not right; try again.") }
             case let other:
-                return .finished(verdict(for: other, transaction: transaction))
+                return .finished(verdict(for: other, transaction: transaction, stage: .oktaFactor))
             }
         }
         conversation.tell("Too many wrong codes.")
@@ -242,9 +240,9 @@ public final class OktaAuthentication: IdentityProvider {
     /// Sends the push, then polls the transaction until it is approved, rejected or times out.
     func push(_ transaction: OktaTransaction, url: String, conversation: Conversation) -> Step {
         var current: OktaTransaction
-        switch send(url, body: stateBody(transaction)) {
+        switch send(url, body: stateBody(transaction), stage: .oktaFactor) {
         case .transaction(let challenge): current = challenge
-        case let other: return .finished(verdict(for: other, transaction: transaction))
+        case let other: return .finished(verdict(for: other, transaction: transaction, stage: .oktaFactor))
         }
         let started = clock.monotonicMilliseconds()
         let limit = Int64(truncatingIfNeeded: config.oktaPushTimeout) &* 1000
@@ -276,7 +274,7 @@ public final class OktaAuthentication: IdentityProvider {
             }
             guard let poll = current.links["next"] else {
                 cancel(current)
-                return .finished(.problem(.misconfigured("Okta's push challenge has no link to poll")))
+                return .finished(.problem(.malformed(.oktaFactor, "Okta's push challenge has no link to poll")))
             }
             var wait = Self.pollIntervalMilliseconds
             var answered = false
@@ -290,14 +288,14 @@ public final class OktaAuthentication: IdentityProvider {
                 // Okta's headers said the window is used up: wait for its reset first.
                 if let windowWait = exhaustedWindowWait { wait = max(wait, min(windowWait, 60_000)) }
                 clock.sleep(milliseconds: wait)
-                switch send(poll.href, body: stateBody(current)) {
+                switch send(poll.href, body: stateBody(current), stage: .oktaFactor) {
                 case .transaction(let next):
                     current = next
                     answered = true
-                case .rateLimited(let milliseconds):
+                case .rateLimited(let milliseconds, _):
                     wait = max(milliseconds, Self.pollIntervalMilliseconds)
                 case let other:
-                    return .finished(verdict(for: other, transaction: current))
+                    return .finished(verdict(for: other, transaction: current, stage: .oktaFactor))
                 }
             }
         }
@@ -306,7 +304,7 @@ public final class OktaAuthentication: IdentityProvider {
     func changePassword(_ transaction: OktaTransaction, password: SecretBytes, conversation: Conversation) -> Step {
         guard let change = transaction.links["next"] else {
             cancel(transaction)
-            return .finished(.problem(.misconfigured("Okta's PASSWORD_EXPIRED has no link to change the password")))
+            return .finished(.problem(.malformed(.oktaPassword, "Okta's PASSWORD_EXPIRED has no link to change the password")))
         }
         conversation.tell("Your Okta password has expired. Choose a new one.")
         for _ in 0..<Self.maximumTries {
@@ -324,18 +322,18 @@ public final class OktaAuthentication: IdentityProvider {
             if let token = transaction.stateToken { body.add("stateToken", token) }
             body.add("oldPassword", password)
             body.add("newPassword", first)
-            switch send(change.href, body: body.finish()) {
+            switch send(change.href, body: body.finish(), stage: .oktaPassword) {
             case .transaction(let next):
                 // The local account is synced to the new password.
                 password.wipe()
                 password.append(first)
                 conversation.tell("Your Okta password was changed.")
                 return .continueWith(next)
-            case .error(403, let error?) where ["E0000080", "E0000014", "E0000001"].contains(error.code):
+            case .error(403, let error?, _) where ["E0000080", "E0000014", "E0000001"].contains(error.code):
                 let why = error.causes.isEmpty ? error.summary : error.causes.joined(separator: " ")
                 conversation.tell("Okta did not accept the new password: \(ConfigParser.printable(why)).")
             case let other:
-                return .finished(verdict(for: other, transaction: transaction))
+                return .finished(verdict(for: other, transaction: transaction, stage: .oktaPassword))
             }
         }
         cancel(transaction)
@@ -350,14 +348,14 @@ public final class OktaAuthentication: IdentityProvider {
         return body.finish()
     }
 
-    func follow(_ transaction: OktaTransaction, link: String, body: SecretBytes) -> Step {
+    func follow(_ transaction: OktaTransaction, link: String, body: SecretBytes, stage: IdPProblem.Stage) -> Step {
         guard let target = transaction.links[link] else {
             cancel(transaction)
-            return .finished(.problem(.misconfigured("Okta's \(transaction.status) has no '\(link)' link")))
+            return .finished(.problem(.malformed(stage, "Okta's \(ConfigParser.printable(transaction.status)) has no '\(link)' link")))
         }
-        switch send(target.href, body: body) {
+        switch send(target.href, body: body, stage: stage) {
         case .transaction(let next): return .continueWith(next)
-        case let other: return .finished(verdict(for: other, transaction: transaction))
+        case let other: return .finished(verdict(for: other, transaction: transaction, stage: stage))
         }
     }
 
@@ -365,66 +363,59 @@ public final class OktaAuthentication: IdentityProvider {
     func cancel(_ transaction: OktaTransaction) {
         guard transaction.stateToken != nil else { return }
         let url = transaction.links["cancel"]?.href ?? "\(base)/api/v1/authn/cancel"
-        _ = send(url, body: stateBody(transaction))
+        _ = send(url, body: stateBody(transaction), stage: .oktaTransaction)
         log.info("cancelled the Okta sign-in transaction (\(ConfigParser.printable(transaction.status)))")
     }
 
-    /// The verdict for an answer that is not the transaction the flow expected.
-    func verdict(for answer: Answer, transaction: OktaTransaction?) -> IdentityVerdict {
+    /// The verdict for an answer that is not the transaction the flow expected. A transaction
+    /// the flow gives up on is cancelled, unless Okta cannot answer now or the transaction is
+    /// over already.
+    func verdict(for answer: Answer, transaction: OktaTransaction?, stage: IdPProblem.Stage) -> IdentityVerdict {
+        let verdict: IdentityVerdict
         switch answer {
         case .transaction(let unexpected):
-            if let transaction { cancel(transaction) }
-            return .problem(.misconfigured("Okta answered an unexpected \(ConfigParser.printable(unexpected.status))"))
-        case .error(let status, let error):
-            return verdict(forStatus: status, error, transaction: transaction)
-        case .rateLimited:
-            return .problem(.unavailable("Okta answered 429 (rate limit)"))
-        case .problem(let problem):
-            if let transaction, case .misconfigured = problem { cancel(transaction) }
-            return .problem(problem)
+            verdict = .problem(.malformed(stage, "Okta answered an unexpected \(ConfigParser.printable(unexpected.status))"))
+        case .error(let status, let error, let classified):
+            verdict = classified
+            if classified == .rejected(.unrecognizedRefusal) || classified == .rejected(.unsupportedState) {
+                log.warning("Okta answered HTTP \(status)\(error.map { " " + ConfigParser.printable($0.code) } ?? "") to \(stage.rawValue), which CloudLogin does not know; treated as a refusal")
+            }
+        case .rateLimited(_, let problem), .problem(let problem):
+            verdict = .problem(problem)
         }
-    }
-
-    func verdict(forStatus status: Int, _ error: OktaError?, transaction: OktaTransaction?) -> IdentityVerdict {
-        switch (status, error?.code) {
-        case (401, "E0000011"?):
-            return .rejected(.transactionExpired)
-        case (401, "E0000004"?):
-            return .rejected(.badCredentials)
-        case (500...599, _):
-            return .problem(.unavailable("Okta answered HTTP \(status)"))
-        default:
-            if let transaction { cancel(transaction) }
-            let code = error.map { " \($0.code)" } ?? ""
-            return .problem(.misconfigured("Okta answered HTTP \(status)\(code); check okta_domain"))
+        switch verdict {
+        case .problem(let problem) where problem.kind == .unavailable: break
+        case .rejected(.transactionExpired), .rejected(.badCredentials): break
+        default: if let transaction { cancel(transaction) }
         }
+        return verdict
     }
 
     /// POSTs `body` (JSON) to `url`, which must be on the configured Okta origin. Within a
     /// transaction, a 429 is waited out (as Okta's headers say, at most 5 s, twice); on the
     /// first request it means the IdP is unavailable.
-    func send(_ url: String, body: SecretBytes, retryWhenRateLimited: Bool = true) -> Answer {
+    func send(_ url: String, body: SecretBytes, stage: IdPProblem.Stage, retryWhenRateLimited: Bool = true) -> Answer {
         defer { body.wipe() }
-        var answer = sendOnce(url, body: body)
+        var answer = sendOnce(url, body: body, stage: stage)
         var retries = 0
-        while retryWhenRateLimited, retries < 2, case .rateLimited(let wait) = answer {
+        while retryWhenRateLimited, retries < 2, case .rateLimited(let wait, _) = answer {
             clock.sleep(milliseconds: min(wait, 5000))
-            answer = sendOnce(url, body: body)
+            answer = sendOnce(url, body: body, stage: stage)
             retries += 1
         }
         return answer
     }
 
-    private func sendOnce(_ url: String, body: SecretBytes) -> Answer {
+    private func sendOnce(_ url: String, body: SecretBytes, stage: IdPProblem.Stage) -> Answer {
         guard url.hasPrefix(base + "/"), HTTPSURL.isValid(url) else {
             log.error("Okta sent a link outside \(base); not following it")
-            return .problem(.misconfigured("Okta sent a link outside okta_domain"))
+            return .problem(.malformed(stage, "Okta sent a link outside okta_domain"))
         }
         let request = HTTPRequest(method: .post, url: url,
                                   headers: ["Accept: application/json", "Content-Type: application/json"], body: body)
         let response: HTTPResponse
         switch transport.send(request, deadline: Deadline(clock: clock, seconds: config.timeout)) {
-        case .failure(let error): return .problem(IdPProblem(error, what: "Okta"))
+        case .failure(let error): return .problem(IdPClassifier.problem(error, stage: stage))
         case .success(let answer): response = answer
         }
         defer { response.body.wipe() }
@@ -437,13 +428,16 @@ public final class OktaAuthentication: IdentityProvider {
         switch response.status {
         case 200:
             guard let document, let transaction = OktaTransaction(document) else {
-                return .problem(.misconfigured("Okta answered 200 with something that is not a transaction"))
+                return .problem(.malformed(stage, "Okta answered 200 with something that is not a transaction"))
             }
             return .transaction(transaction)
-        case 429:
-            return .rateLimited(waitMilliseconds: rateLimitWait(response))
         default:
-            return .error(status: response.status, OktaError(document))
+            let answer = IdPErrorAnswer(status: response.status, document: document, bodyIsEmpty: response.body.isEmpty)
+            let verdict = IdPClassifier.verdict(for: answer, stage: stage)
+            if response.status == 429, case .problem(let problem) = verdict {
+                return .rateLimited(waitMilliseconds: rateLimitWait(response), problem)
+            }
+            return .error(status: response.status, OktaError(document), verdict)
         }
     }
 

@@ -26,7 +26,7 @@ struct OktaGroupsExchange {
     /// The verified ID-token claims for the session of `sessionToken`.
     func claims(sessionToken: String) -> Result<[String: JSONValue], IdPProblem> {
         guard let clientID = config.oktaClientID, let redirectURI = config.oktaRedirectURI, let issuer = config.oktaIssuer else {
-            return .failure(.misconfigured("no [okta] client_id/redirect_uri"))
+            return .failure(IdPProblem(stage: .groupsExchange, cause: .local("no [okta] client_id/redirect_uri")))
         }
         let oidc = oidcConfig
         let directory = ProviderDirectory(config: oidc, transport: transport, cache: cache, clock: clock, log: log)
@@ -37,10 +37,10 @@ struct OktaGroupsExchange {
         case .failure(let problem): return .failure(problem)
         }
         guard let authorize = metadata.authorizationEndpoint else {
-            return .failure(.misconfigured("the Okta authorization server lists no authorization_endpoint"))
+            return .failure(.malformed(.groupsExchange, "the Okta authorization server lists no authorization_endpoint"))
         }
         guard let verifier = Self.randomToken(32), let state = Self.randomToken(16), let nonce = Self.randomToken(16) else {
-            return .failure(.misconfigured("no random numbers for PKCE"))
+            return .failure(IdPProblem(stage: .groupsExchange, cause: .local("no random numbers for PKCE")))
         }
         let challenge = Self.challenge(for: verifier)
 
@@ -52,22 +52,25 @@ struct OktaGroupsExchange {
         let url = authorize + (authorize.contains("?") ? "&" : "?") + Self.formEncoded(query)
         let redirect: HTTPResponse
         switch transport.send(HTTPRequest(method: .get, url: url), deadline: deadline) {
-        case .failure(let error): return .failure(IdPProblem(error, what: "Okta authorization request"))
+        case .failure(let error): return .failure(IdPClassifier.problem(error, stage: .groupsExchange))
         case .success(let response): redirect = response
         }
         defer { redirect.body.wipe() }
         guard (300...399).contains(redirect.status), let location = redirect.headers["location"] else {
-            return .failure(IdPProblem(status: redirect.status == 200 ? 400 : redirect.status, what: "Okta authorization request"))
+            guard redirect.status != 200 else {
+                return .failure(.malformed(.groupsExchange, "Okta answered the authorization request with a page, not a redirect"))
+            }
+            return .failure(IdPClassifier.problem(status: redirect.status, stage: .groupsExchange))
         }
         guard location.hasPrefix(redirectURI) else {
-            return .failure(.misconfigured("Okta redirected somewhere other than redirect_uri"))
+            return .failure(.malformed(.groupsExchange, "Okta redirected somewhere other than redirect_uri"))
         }
         let parameters = Self.queryParameters(of: location)
         if let error = parameters["error"] {
-            return .failure(.misconfigured("Okta refused the authorization request (\(ConfigParser.printable(error))); check that the app may use this authorization server"))
+            return .failure(IdPProblem(stage: .groupsExchange, cause: .authorizationError(error)))
         }
         guard parameters["state"] == state, let code = parameters["code"], !code.isEmpty else {
-            return .failure(.misconfigured("Okta's redirect has no code for this request"))
+            return .failure(.malformed(.groupsExchange, "Okta's redirect has no code for this request"))
         }
 
         // 2. The code for tokens, with the PKCE verifier.
@@ -84,20 +87,20 @@ struct OktaGroupsExchange {
                                   headers: ["Accept: application/json", "Content-Type: application/x-www-form-urlencoded"], body: body)
         let response: HTTPResponse
         switch transport.send(request, deadline: deadline) {
-        case .failure(let error): return .failure(IdPProblem(error, what: "Okta token request"))
+        case .failure(let error): return .failure(IdPClassifier.problem(error, stage: .groupsExchange))
         case .success(let answer): response = answer
         }
         defer { response.body.wipe() }
-        guard response.status == 200 else { return .failure(IdPProblem(status: response.status, what: "Okta token request")) }
+        guard response.status == 200 else { return .failure(IdPClassifier.problem(status: response.status, stage: .groupsExchange)) }
         guard let token = JSONValue.parse(response.body)?["id_token"]?.stringValue else {
-            return .failure(.misconfigured("Okta's token response has no id_token"))
+            return .failure(.malformed(.groupsExchange, "Okta's token response has no id_token"))
         }
 
         // 3. The ID token, verified like any other, and bound to this request by the nonce.
         let tokens = IDTokenVerifier(issuer: issuer, clientID: clientID, allowedAlgorithms: config.idTokenAlgorithms, clockSkew: config.clockSkew)
-        return directory.verify(token, with: tokens, now: clock.now(), deadline: deadline).flatMap { claims in
+        return directory.verify(token, with: tokens, now: clock.now(), deadline: deadline, stage: .groupsExchange).flatMap { claims in
             guard claims["nonce"]?.stringValue == nonce else {
-                return .failure(.misconfigured("Okta's ID token does not carry this request's nonce"))
+                return .failure(.malformed(.groupsExchange, "Okta's ID token does not carry this request's nonce"))
             }
             return .success(claims)
         }
