@@ -109,6 +109,50 @@ import Testing
         #expect(conversation.transcript.contains("? Google Authenticator code: "))
     }
 
+    /// A transport that takes `cost` milliseconds of the test clock per request and records the
+    /// time each request was given.
+    final class SlowTransport: HTTPTransport {
+        let inner: ScriptedTransport
+        let clock: FixedClock
+        let cost: Int64
+        private(set) var given: [Int64] = []
+        init(_ inner: ScriptedTransport, clock: FixedClock, cost: Int64) { (self.inner, self.clock, self.cost) = (inner, clock, cost) }
+        func send(_ request: HTTPRequest, deadline: Deadline) -> Result<HTTPResponse, TransportError> {
+            given.append(deadline.remainingMilliseconds)
+            clock.sleep(milliseconds: cost)
+            return inner.send(request, deadline: deadline)
+        }
+    }
+
+    /// A person who takes a minute to answer each prompt.
+    final class SlowPerson: Conversation {
+        let inner: ScriptedConversation
+        let clock: FixedClock
+        init(_ answers: [String], clock: FixedClock) { (inner, self.clock) = (ScriptedConversation(answers: answers), clock) }
+        func ask(_ prompt: String, secret: Bool) -> SecretBytes? {
+            clock.sleep(milliseconds: 60_000)
+            return inner.ask(prompt, secret: secret)
+        }
+        func tell(_ text: String) { inner.tell(text) }
+    }
+
+    /// One deadline for all of Okta's steps: each request gets what is left of `timeout`, and
+    /// the minute the person takes to type the code is not counted.
+    @Test func oktaStepsShareTheSignInsDeadlineButNotThePersonsTime() {
+        let world = World()
+        world.transport.on(Self.authn, 200, Self.mfaRequired([Self.totp]))
+        world.transport.on("\(Self.base)/api/v1/authn/factors/ostf1/verify", 403, Self.invalidCode)
+        world.transport.on(Self.cancelURL, 200, #"{"status":"UNAUTHENTICATED"}"#)
+        let slow = SlowTransport(world.transport, clock: world.clock, cost: 3000)
+        let verdict = OktaAuthentication(config: world.config, transport: slow, clock: world.clock, log: RecordingLog())
+            .verifyPassword(login: "dade.murphy@example.com", password: SecretBytes("pw".utf8),
+                            conversation: SlowPerson(["1", "2", "3"], clock: world.clock), deadline: Deadline(clock: world.clock, seconds: 10))
+        // authn (10 s left), verify (7), verify (4), verify (1): the fourth request has no time
+        // for another, so the cancel gets nothing; the typing minutes never count.
+        #expect(Array(slow.given.prefix(4)) == [10_000, 7_000, 4_000, 1_000])
+        #expect(verdict == .rejected(.mfaFailed))
+    }
+
     @Test func threeWrongCodesFailAndCancel() {
         let world = World()
         world.transport.on(Self.authn, 200, Self.mfaRequired([Self.totp]))

@@ -21,6 +21,10 @@ public final class OktaAuthentication: IdentityProvider {
     /// Set when Okta's last answer said the rate-limit window is used up
     /// (`X-Rate-Limit-Remaining: 0`): milliseconds until `X-Rate-Limit-Reset`.
     private var exhaustedWindowWait: Int64?
+    /// The sign-in's one deadline (`timeout`) for everything Okta's steps do — requests,
+    /// rate-limit waits, the groups exchange — moved later by the time spent waiting for the
+    /// person: typing at a prompt, approving a push (which `push_timeout` bounds).
+    private var deadline: Deadline?
 
     public init(config: Config, transport: HTTPTransport, cache: MetadataCache? = nil, clock: Clock, log: EventLog) {
         self.config = config
@@ -46,6 +50,7 @@ public final class OktaAuthentication: IdentityProvider {
     }
 
     public func verifyPassword(login: String, password: SecretBytes, conversation: Conversation, deadline: Deadline) -> IdentityVerdict {
+        self.deadline = deadline
         var body = JSONBody()
         body.add("username", login)
         body.add("password", password)
@@ -98,6 +103,18 @@ public final class OktaAuthentication: IdentityProvider {
         return afterPasswordAccepted(.problem(.malformed(.oktaTransaction, "the Okta sign-in took more than \(Self.maximumSteps) steps")))
     }
 
+    /// Runs `body`, which waits for the person (a prompt, a push approval), and moves the
+    /// sign-in's deadline later by the time it took: the deadline bounds CloudLogin's own work.
+    func waitingForPerson<T>(_ body: () -> T) -> T {
+        let started = clock.monotonicMilliseconds()
+        let result = body()
+        deadline = deadline?.extended(byMilliseconds: clock.monotonicMilliseconds() &- started)
+        return result
+    }
+
+    /// The deadline for the next request: what is left of the sign-in's.
+    var requestDeadline: Deadline { deadline ?? Deadline(clock: clock, seconds: config.timeout) }
+
     /// Once Okta has answered the password with a transaction, only an outage (transport,
     /// 408, 429, 5xx) may lead to the offline rule: any other failure — a 4xx to a factor or a
     /// password change, an unexpected or broken answer — is a refusal. Otherwise someone with
@@ -133,7 +150,7 @@ public final class OktaAuthentication: IdentityProvider {
         identity.groupsKnown = false
         if config.oktaClientID != nil, let sessionToken = transaction.sessionToken {
             let exchange = OktaGroupsExchange(config: config, transport: transport, cache: cache, clock: clock, log: log)
-            switch exchange.claims(sessionToken: sessionToken) {
+            switch exchange.claims(sessionToken: sessionToken, deadline: requestDeadline) {
             case .success(let tokenClaims) where tokenClaims["sub"]?.stringValue == user.id:
                 identity.claims[config.groupsClaim] = tokenClaims[config.groupsClaim] ?? .array([])
                 identity.groupsKnown = true
@@ -202,7 +219,7 @@ public final class OktaAuthentication: IdentityProvider {
         }
         conversation.tell("Choose how to confirm your sign-in:\n" + factors.enumerated().map { "  \($0.offset + 1). \($0.element.label)" }.joined(separator: "\n"))
         for _ in 0..<Self.maximumTries {
-            guard let answer = conversation.ask("Factor [1-\(factors.count)]: ", secret: false) else { return nil }
+            guard let answer = waitingForPerson({ conversation.ask("Factor [1-\(factors.count)]: ", secret: false) }) else { return nil }
             let text = answer.withBytes { String(decoding: $0, as: UTF8.self) }.trimmed
             if let number = Int(text, radix: 10), number >= 1, number <= factors.count {
                 return factors[number - 1]
@@ -215,7 +232,7 @@ public final class OktaAuthentication: IdentityProvider {
     /// Asks for a code and posts it to `url`, up to three times for wrong codes (E0000068).
     func askForCode(_ transaction: OktaTransaction, url: String, prompt: String, conversation: Conversation) -> Step {
         for attempt in 1...Self.maximumTries {
-            guard let code = conversation.ask(prompt, secret: false) else {
+            guard let code = waitingForPerson({ conversation.ask(prompt, secret: false) }) else {
                 cancel(transaction)
                 return .finished(.rejected(.abandoned))
             }
@@ -287,8 +304,13 @@ public final class OktaAuthentication: IdentityProvider {
                 }
                 // Okta's headers said the window is used up: wait for its reset first.
                 if let windowWait = exhaustedWindowWait { wait = max(wait, min(windowWait, 60_000)) }
-                clock.sleep(milliseconds: wait)
-                switch send(poll.href, body: stateBody(current), stage: .oktaFactor) {
+                // Waiting for the approval (the pause and the poll) is the person's time:
+                // `push_timeout` bounds it, not the sign-in's deadline.
+                let polled = waitingForPerson { () -> Answer in
+                    clock.sleep(milliseconds: wait)
+                    return send(poll.href, body: stateBody(current), stage: .oktaFactor)
+                }
+                switch polled {
                 case .transaction(let next):
                     current = next
                     answered = true
@@ -308,8 +330,8 @@ public final class OktaAuthentication: IdentityProvider {
         }
         conversation.tell("Your Okta password has expired. Choose a new one.")
         for _ in 0..<Self.maximumTries {
-            guard let first = conversation.ask("New password: ", secret: true),
-                  let second = conversation.ask("Repeat the new password: ", secret: true) else {
+            guard let first = waitingForPerson({ conversation.ask("New password: ", secret: true) }),
+                  let second = waitingForPerson({ conversation.ask("Repeat the new password: ", secret: true) }) else {
                 cancel(transaction)
                 return .finished(.rejected(.abandoned))
             }
@@ -399,6 +421,8 @@ public final class OktaAuthentication: IdentityProvider {
         var answer = sendOnce(url, body: body, stage: stage)
         var retries = 0
         while retryWhenRateLimited, retries < 2, case .rateLimited(let wait, _) = answer {
+            // A wait past the sign-in's deadline is not worth it: the request would time out.
+            guard min(wait, 5000) < requestDeadline.remainingMilliseconds else { break }
             clock.sleep(milliseconds: min(wait, 5000))
             answer = sendOnce(url, body: body, stage: stage)
             retries += 1
@@ -414,7 +438,7 @@ public final class OktaAuthentication: IdentityProvider {
         let request = HTTPRequest(method: .post, url: url,
                                   headers: ["Accept: application/json", "Content-Type: application/json"], body: body)
         let response: HTTPResponse
-        switch transport.send(request, deadline: Deadline(clock: clock, seconds: config.timeout)) {
+        switch transport.send(request, deadline: requestDeadline) {
         case .failure(let error): return .problem(IdPClassifier.problem(error, stage: stage))
         case .success(let answer): response = answer
         }

@@ -24,13 +24,12 @@ struct OktaGroupsExchange {
     }
 
     /// The verified ID-token claims for the session of `sessionToken`.
-    func claims(sessionToken: String) -> Result<[String: JSONValue], IdPProblem> {
+    func claims(sessionToken: String, deadline: Deadline) -> Result<[String: JSONValue], IdPProblem> {
         guard let clientID = config.oktaClientID, let redirectURI = config.oktaRedirectURI, let issuer = config.oktaIssuer else {
             return .failure(IdPProblem(stage: .groupsExchange, cause: .local("no [okta] client_id/redirect_uri")))
         }
         let oidc = oidcConfig
         let directory = ProviderDirectory(config: oidc, transport: transport, cache: cache, clock: clock, log: log)
-        let deadline = Deadline(clock: clock, seconds: config.timeout)
         let metadata: ProviderMetadata
         switch directory.discovery(deadline: deadline) {
         case .success(let found): metadata = found

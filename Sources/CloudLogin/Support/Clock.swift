@@ -45,6 +45,17 @@ public struct Deadline: Sendable {
         self.endMilliseconds = clock.monotonicMilliseconds() &+ Int64(truncatingIfNeeded: seconds) &* 1000
     }
 
+    /// A deadline `milliseconds` later than this one (time spent waiting for a person, which
+    /// the sign-in's deadline does not count).
+    public func extended(byMilliseconds milliseconds: Int64) -> Deadline {
+        Deadline(clock: clock, endMilliseconds: endMilliseconds &+ max(0, milliseconds))
+    }
+
+    init(clock: any Clock, endMilliseconds: Int64) {
+        self.clock = clock
+        self.endMilliseconds = endMilliseconds
+    }
+
     /// Milliseconds left, never negative.
     public var remainingMilliseconds: Int64 {
         max(0, endMilliseconds &- clock.monotonicMilliseconds())
