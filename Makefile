@@ -19,13 +19,15 @@ export TMPDIR
 
 # The release module: Swift runtime linked in, nothing exported but pam_sm_*, every symbol
 # resolved at link time, never unloaded (libpam dlcloses at pam_end; FACTS.md).
-RELEASE_FLAGS := -c release -Xswiftc -static-stdlib \
-	-Xlinker --version-script=$(CURDIR)/CShim/exports.map \
+# release_flags(SOURCE): with SOURCE's own export list (scripts/build-previous builds an older tree).
+release_flags = -c release -Xswiftc -static-stdlib \
+	-Xlinker --version-script=$(1)/CShim/exports.map \
 	-Xlinker -z -Xlinker nodelete -Xlinker -z -Xlinker defs
+RELEASE_FLAGS := $(call release_flags,$(CURDIR))
 
 BUILD := build
 
-.PHONY: deps all build test unit-test integration-test lint demo install uninstall clean fuzz bench
+.PHONY: deps all build test unit-test integration-test lint demo install uninstall clean fuzz bench previous print-release-flags
 
 all: build
 
@@ -54,7 +56,8 @@ unit-test: | $(TMPDIR)
 	$(SWIFT) test
 
 # Inside a private mount namespace with an overlay over /etc: the module creates accounts.
-integration-test: build
+# `previous`: the upgrade test (accounts/test_upgrade.py) signs in with records of the release.
+integration-test: build previous
 	Tests/Integration/accounts/run-in-sandbox $(PYTHON) -m pytest -q -p no:cacheprovider Tests/Integration
 
 test: lint unit-test integration-test
@@ -96,7 +99,7 @@ uninstall:
 	rm -rf $(DESTDIR)$(PREFIX)/share/cloudlogin
 
 clean:
-	rm -rf $(BUILD) .build .tmp
+	rm -rf $(BUILD) .build .build-previous .tmp
 
 deps:
 	scripts/install-deps
@@ -128,3 +131,17 @@ deb: build | $(TMPDIR)
 # The integration tests install the .deb (dpkg -i) inside the sandbox: with this, the sandbox
 # also puts a private overlay on /usr (Tests/Integration/accounts/run-in-sandbox).
 integration-test: export CLOUDLOGIN_SANDBOX_USR = 1
+
+# ---- Upgrades (trust issue item 9) ----------------------------------------------------------
+#   make previous     build/previous/{pam_cloudlogin.so,cloudlogin}: the release module and CLI of
+#                     PREVIOUS_RELEASE (scripts/build-previous; own scratch path .build-previous),
+#                     for Tests/Integration/accounts/test_upgrade.py. Part of integration-test.
+# PREVIOUS_RELEASE: the current release, whose records and accounts an upgrade must keep working.
+PREVIOUS_RELEASE ?= 2379c49d5afd57a6c2fe06b3bf51243bd7c01101
+
+previous: | $(TMPDIR)
+	SWIFT="$(SWIFT)" scripts/build-previous $(PREVIOUS_RELEASE)
+
+# The release flags for the tree at RELEASE_SOURCE (used by scripts/build-previous).
+print-release-flags:
+	@echo '$(call release_flags,$(RELEASE_SOURCE))'

@@ -4,7 +4,7 @@
  * Build:  cc -O2 -Wall -Wextra -o pamdriver pamdriver.c -lpam
  *
  * Usage:  pamdriver --confdir DIR --service NAME [--user USER]
- *                   [--phase auth|acct|setcred|all] [--cycles N] [--silent] [--rss]
+ *                   [--phase auth|acct|setcred|chauthtok|all] [--cycles N] [--silent] [--rss]
  *                   [--hold | --hold-unwiped]
  *
  * The password is the first line of stdin (newline stripped; an empty line is
@@ -19,7 +19,8 @@
  * Each cycle is pam_start_confdir, the phase(s), pam_end. stdout gets, per
  * PAM call made:   RESULT <phase> <code> <PAM_NAME>
  * ("all" = auth, then acct, then setcred(PAM_ESTABLISH_CRED), stopping at the
- * first result other than PAM_SUCCESS, as a login program would; if
+ * first result other than PAM_SUCCESS, as a login program would;
+ * "chauthtok" = pam_chauthtok alone, as passwd(1) calls it; if
  * pam_start_confdir itself fails the line is "RESULT start ..."). After the
  * last cycle:        USER <PAM_USER of the last cycle, or "(null)">
  * With --rss:        RSS_KB <VmRSS after cycle 1> <VmRSS after last cycle>
@@ -246,7 +247,7 @@ static long proc_status_value(const char *key)
 static void usage(FILE *to)
 {
     fputs("usage: pamdriver --confdir DIR --service NAME [--user USER]\n"
-          "                 [--phase auth|acct|setcred|all] [--cycles N] [--silent] [--rss] [--hold]\n"
+          "                 [--phase auth|acct|setcred|chauthtok|all] [--cycles N] [--silent] [--rss] [--hold]\n"
           "password: first line of stdin\n",
           to);
 }
@@ -306,10 +307,11 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    int do_auth = 0, do_acct = 0, do_setcred = 0;
+    int do_auth = 0, do_acct = 0, do_setcred = 0, do_chauthtok = 0;
     if (strcmp(phase, "auth") == 0) do_auth = 1;
     else if (strcmp(phase, "acct") == 0) do_acct = 1;
     else if (strcmp(phase, "setcred") == 0) do_setcred = 1;
+    else if (strcmp(phase, "chauthtok") == 0) do_chauthtok = 1;
     else if (strcmp(phase, "all") == 0) do_auth = do_acct = do_setcred = 1;
     else {
         fprintf(stderr, "pamdriver: unknown --phase '%s'\n", phase);
@@ -350,6 +352,10 @@ int main(int argc, char **argv)
             if (do_setcred && ok) {
                 rc = pam_setcred(pamh, flags | PAM_ESTABLISH_CRED);
                 result("setcred", rc);
+            }
+            if (do_chauthtok) {
+                rc = pam_chauthtok(pamh, flags);
+                result("chauthtok", rc);
             }
             if (c == cycles) {
                 const void *item = NULL;

@@ -51,7 +51,7 @@ def findings(result: subprocess.CompletedProcess) -> dict[str, dict]:
 
 # What `pam-auth-update --enable cloudlogin` writes on Debian 12 (common-auth, common-account).
 ENABLED_COMMON_AUTH = """\
-auth	[success=2 ignore=ignore authinfo_unavail=ignore default=die]	pam_cloudlogin.so
+auth	[success=2 ignore=ignore authinfo_unavail=ignore module_unknown=ignore default=die]	pam_cloudlogin.so
 auth	[success=1 default=ignore]	pam_unix.so nullok try_first_pass
 auth	requisite			pam_deny.so
 auth	required			pam_permit.so
@@ -60,7 +60,7 @@ ENABLED_COMMON_ACCOUNT = """\
 account	[success=1 new_authtok_reqd=done default=ignore]	pam_unix.so
 account	requisite			pam_deny.so
 account	required			pam_permit.so
-account	required	pam_cloudlogin.so
+account	[success=ok new_authtok_reqd=ok ignore=ignore module_unknown=ignore default=bad]	pam_cloudlogin.so
 """
 STOCK_LOGIN = "auth optional pam_faildelay.so delay=3000000\n@include common-auth\n@include common-account\n"
 

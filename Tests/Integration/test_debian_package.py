@@ -17,7 +17,8 @@ import subprocess
 import pytest
 
 from cltest import ROOT
-from sandbox import SANDBOX_INFO, TOOL_ENV, _mountinfo_top, assert_in_sandbox, run_login, user_exists
+from sandbox import (SANDBOX_INFO, TOOL_ENV, _mountinfo_top, assert_in_sandbox, create_local_user, run_login, run_su, run_sudo,
+                     snapshot_account_files, user_exists)
 
 MULTIARCH = subprocess.run(["dpkg-architecture", "-qDEB_HOST_MULTIARCH"], capture_output=True, text=True).stdout.strip() \
     or "x86_64-linux-gnu"
@@ -48,6 +49,12 @@ def pam_auth_update_state() -> dict[str, bytes]:
 def installed() -> bool:
     proc = sh("dpkg-query", "-W", "-f=${Status}", "cloudlogin", check=False)
     return proc.returncode == 0 and "installed" in proc.stdout.split()
+
+
+def known_to_dpkg() -> bool:
+    """Installed, or removed with its config files left (dpkg -r)."""
+    proc = sh("dpkg-query", "-W", "-f=${Status}", "cloudlogin", check=False)
+    return proc.returncode == 0 and "not-installed" not in proc.stdout.split()
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +96,7 @@ def fresh_root():
         assert not d.exists()
     assert not installed() and not MODULE.exists() and not PROFILE.exists()
     yield
-    if installed():
+    if installed() or known_to_dpkg():
         sh("dpkg", "--purge", "cloudlogin", check=False)
     shutil.rmtree(PAMD)
     shutil.copytree(saved / "pam.d", PAMD, symlinks=True)
@@ -153,8 +160,10 @@ def test_install_enable_login_disable_purge_leaves_the_stack_as_before(deb, fres
     auth = (PAMD / "common-auth").read_text()
     lines = [line for line in auth.splitlines() if line and not line.startswith("#")]
     assert "pam_cloudlogin.so" in lines[0] and "authinfo_unavail=ignore" in lines[0] and "default=die" in lines[0], auth
+    assert "module_unknown=ignore" in lines[0], auth
     assert "pam_unix.so" in lines[1], auth
-    assert "pam_cloudlogin.so" in (PAMD / "common-account").read_text()
+    account = [line for line in (PAMD / "common-account").read_text().splitlines() if "pam_cloudlogin.so" in line]
+    assert len(account) == 1 and "module_unknown=ignore" in account[0] and "default=bad" in account[0], account
     result = sh(str(CLI), "check", check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ok: pam: pam_cloudlogin in common-account, common-auth (/etc/pam.d)" in result.stdout
@@ -191,6 +200,81 @@ def test_purging_an_enabled_package_takes_it_out_of_the_stack(deb, fresh_root):
     assert "pam_cloudlogin.so" in (PAMD / "common-auth").read_text()
     removed = sh("dpkg", "--remove", "cloudlogin")
     assert common_files() == before, "prerm did not take the module out of the stack:\n" + removed.stdout
+    assert "pam_cloudlogin.so" not in removed.stderr, "a warning although no /etc/pam.d file names the module:\n" + removed.stderr
     assert not MODULE.exists() and not PROFILE.exists()
     sh("dpkg", "--purge", "cloudlogin")
     assert common_files() == before and not STATE.exists() and not CACHE.exists()
+
+
+def test_removing_the_package_leaves_the_copied_stacks_working(deb, fresh_root):
+    """The README's other way in: copy the shipped login, su, sudo and passwd stacks to /etc/pam.d.
+    Removing the package (not purging) takes the module away but leaves those files: root at the
+    console, su to root and sudo by a local user must keep working (their pam_cloudlogin lines
+    have module_unknown=ignore), and the removal says which files still name the module and what
+    to do. Fails with the stacks of 2379c49 (default=die / required / requisite on a missing
+    module: PAM_MODULE_UNKNOWN refuses everyone)."""
+    accounts = snapshot_account_files()
+    copied = ("login", "su", "sudo", "passwd")
+    root_pw, local_pw = "Root's local pw 1", "Lou's local pw 1"
+    try:
+        sh("dpkg", "-i", str(deb))
+        for name in copied:
+            shutil.copyfile(f"/usr/share/cloudlogin/pam.d/{name}", PAMD / name)
+        sh("chpasswd", input=f"root:{root_pw}\n")
+        create_local_user("lou", local_pw, groups=("sudo",))
+
+        removed = sh("dpkg", "-r", "cloudlogin")
+        assert not installed() and not MODULE.exists()
+        for name in copied:
+            assert "pam_cloudlogin.so" in (PAMD / name).read_text(), f"{PAMD / name} was changed by the removal"
+
+        # Root at the console, through the copied login stack.
+        login = run_login("root", root_pw)
+        assert login.shell_started, login.transcript
+        assert login.output == ["root", "HOME=/root"]
+        assert run_login("root", "not root's password").login_incorrect
+        # su to root by a user who is not root (root's own su skips the password: pam_rootok).
+        code, out = run_su("root", root_pw)
+        assert code == 0 and out.strip().endswith("root"), out
+        code, out = run_su("root", "not root's password")
+        assert code != 0, out
+        # sudo by a local user (member of sudo), through the copied sudo stack.
+        code, out = run_sudo("lou", local_pw, ["id", "-un"])
+        assert code == 0 and out.strip().endswith("root"), out
+        code, out = run_sudo("lou", "not lou's password")
+        assert code != 0, out
+        # passwd for a local user, through the copied passwd stack (and common-password).
+        proc = subprocess.run(["runuser", "-u", "lou", "--", "passwd"], input=f"{local_pw}\nLou's new pw 22!\nLou's new pw 22!\n",
+                              capture_output=True, text=True, env=ENV, timeout=60)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        code, out = run_sudo("lou", "Lou's new pw 22!", ["id", "-un"])
+        assert code == 0 and out.strip().endswith("root"), out
+
+        # The removal said which files still name the module, that they keep working, and how to
+        # put the distribution's file back (common-* are pam-auth-update's: clean, not named).
+        for name in copied:
+            path = PAMD / name
+            assert f"cloudlogin: warning: {path} still names pam_cloudlogin.so, which is now removed" in removed.stderr, removed.stderr
+            owner = sh("dpkg-query", "-S", str(path)).stdout.split(":")[0]
+            assert f"mv {path} {path}.cloudlogin-removed && apt-get install --reinstall -o Dpkg::Options::=--force-confmiss {owner}" \
+                in removed.stderr, removed.stderr
+        assert "FAILS" not in removed.stderr, removed.stderr
+        assert not any(f"/etc/pam.d/{p.name} " in removed.stderr for p in PAMD.glob("common-*")), removed.stderr
+    finally:
+        for path, data in accounts.items():
+            pathlib.Path(path).write_bytes(data)
+
+
+def test_removal_says_which_hand_made_stack_now_fails(deb, fresh_root):
+    """A stack with an old-style pam_cloudlogin line (no module_unknown=ignore) fails without the
+    module: the removal says so, louder, and still completes."""
+    sh("dpkg", "-i", str(deb))
+    (PAMD / "cloudlogin-old").write_text("auth required pam_cloudlogin.so\nauth required pam_unix.so\n")
+    (PAMD / "cloudlogin-commented").write_text("# auth required pam_cloudlogin.so\nauth required pam_unix.so\n")
+    removed = sh("dpkg", "-r", "cloudlogin")
+    assert not installed()
+    assert f"cloudlogin: WARNING: {PAMD}/cloudlogin-old still names pam_cloudlogin.so, which is now removed, without " \
+           "module_unknown=ignore: every sign-in through this service now FAILS" in removed.stderr, removed.stderr
+    assert f"no package ships it: delete it, or delete its pam_cloudlogin lines: sed -i '/pam_cloudlogin\\.so/d' {PAMD}/cloudlogin-old" \
+        in removed.stderr, removed.stderr
+    assert "cloudlogin-commented" not in removed.stderr, removed.stderr

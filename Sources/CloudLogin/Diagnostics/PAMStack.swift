@@ -138,7 +138,9 @@ public enum PAMStack {
         return result
     }
 
-    static let recommended = "[success=done ignore=ignore authinfo_unavail=ignore default=die] pam_cloudlogin.so"
+    /// The auth control the shipped stacks use; module_unknown=ignore skips the line when the module
+    /// is missing (package removed) instead of refusing everyone.
+    static let recommended = "[success=done ignore=ignore authinfo_unavail=ignore module_unknown=ignore default=die] pam_cloudlogin.so"
 
     /// Checks every service in `files` (names relative to the directory `read` resolves) that
     /// names pam_cloudlogin itself.
@@ -155,7 +157,7 @@ public enum PAMStack {
                     findings.append(PAMStackFinding(
                         id: "pam.account-sufficient", file: file, line: rule.line,
                         message: "account phase: pam_cloudlogin is '\(rule.control)': its refusal of users the identity provider disabled (or who left allow_groups) is ignored, and a module that succeeds under 'sufficient' skips pam_unix's expiry checks",
-                        fix: "use 'account required pam_cloudlogin.so' and keep 'account required pam_unix.so' (or Debian's common-account) with it"))
+                        fix: "use 'account [success=ok new_authtok_reqd=ok ignore=ignore module_unknown=ignore default=bad] pam_cloudlogin.so' (required, skipped only when the module is missing) and keep 'account required pam_unix.so' (or Debian's common-account) with it"))
                 }
             }
         }
