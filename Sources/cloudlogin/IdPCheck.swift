@@ -18,7 +18,7 @@ struct IdPCheck {
         self.config = config
         self.testUser = testUser
         self.quiet = quiet
-        self.transport = TracingTransport(CurlTransport(caFile: config.caFile, connectTimeoutSeconds: config.connectTimeout, proxy: config.proxy), log: TerminalLog(trace: false))
+        self.transport = TracingTransport(CurlTransport(config: config), log: TerminalLog(trace: false))
         // No cache: check always asks the IdP itself, and leaves the module's cache alone.
         self.directory = ProviderDirectory(config: config, transport: transport, cache: nil, clock: SystemClock(), log: SilentLog())
     }
@@ -81,7 +81,7 @@ struct IdPCheck {
 
     func checkClock(into report: inout CheckReport) {
         guard let url = discoveryURL ?? config.tokenEndpoint else { return }
-        switch HTTPProbe.send(.get, url: url, caFile: config.caFile, timeoutSeconds: config.timeout) {
+        switch HTTPProbe.send(.get, url: url, caFile: config.caFile, proxy: ProxyPolicy(config: config), timeoutSeconds: config.timeout) {
         case .failure(let error):
             report.add("idp.clock", .warning, .none, "clock: cannot compare with the IdP's clock: \(error)", fix: "make sure the time is synchronised (timedatectl)")
         case .success(let answer):
@@ -178,7 +178,7 @@ struct IdPCheck {
         case .resolve?:
             return ("idp.unreachable", "the issuer's host name does not resolve: check issuer and DNS (resolv.conf)")
         case .connect?, .timeout?, .other?:
-            return ("idp.unreachable", "check that the issuer host is reachable from this machine (firewall, https_proxy/no_proxy), and that issuer is right")
+            return ("idp.unreachable", "check that the issuer host is reachable from this machine (firewall; behind a proxy set proxy in [idp]: https_proxy/no_proxy count only with proxy_from_environment = yes), and that issuer is right")
         case .tooLarge?, .invalidURL?:
             return ("idp.misconfigured", "check issuer, token_endpoint and jwks_uri: they must be https URLs of the IdP")
         case nil:
@@ -195,13 +195,13 @@ struct IdPCheck {
     func runOkta(into report: inout CheckReport) {
         guard let domain = config.oktaDomain else { return }
         let url = (domain.hasSuffix("/") ? String(domain.dropLast()) : domain) + "/api/v1/authn"
-        switch HTTPProbe.send(.post, url: url, caFile: config.caFile, timeoutSeconds: config.timeout) {
+        switch HTTPProbe.send(.post, url: url, caFile: config.caFile, proxy: ProxyPolicy(config: config), timeoutSeconds: config.timeout) {
         case .failure(let error):
             let fix: String
             if case .tls = error {
                 fix = "the certificate of \(domain) is not trusted: set ca_file, or check okta_domain"
             } else {
-                fix = "check okta_domain and that it is reachable from this machine (firewall, https_proxy)"
+                fix = "check okta_domain and that it is reachable from this machine (firewall; behind a proxy set proxy in [idp])"
             }
             report.add("idp.okta", .error, .idp, "okta: \(url): \(error)", fix: fix)
         case .success(let answer):

@@ -33,6 +33,9 @@ struct Setup: ParsableCommand {
     @Option(name: .long, help: "PEM file of the CA that signed the IdP's certificate, when it is not in the system trust store.")
     var caFile: String?
 
+    @Option(name: .long, help: "An http:// or https:// proxy through which this machine reaches the IdP (written as proxy; the environment's proxy variables are not used).")
+    var proxy: String?
+
     @Option(name: .long, help: "Appended to typed names without '@', e.g. @example.com.")
     var usernameSuffix: String?
 
@@ -115,6 +118,7 @@ struct Setup: ParsableCommand {
             lines.append("scopes = openid profile email")
         }
         if let caFile { lines.append("ca_file = \(caFile)") }
+        if let proxy { lines.append("proxy = \(proxy)") }
         if let usernameSuffix { lines.append("username_suffix = \(usernameSuffix)") }
         lines += ["timeout = 10", "connect_timeout = 3", "", "[users]", "name_claim = preferred_username",
                   "min_uid = 1000", "exclude = root", "create = yes", "", "[offline]", "allow = yes", "max_days = 14", ""]

@@ -14,6 +14,8 @@ import Testing
     timeout = 8
     connect_timeout = 2
     ropg_mfa_required = password-verified
+    proxy = http://proxy.example.com:3128
+    proxy_from_environment = no
 
     [users]
     name_claim = preferred_username
@@ -57,6 +59,7 @@ import Testing
         #expect(config.clientAuthentication == .none)
         #expect(config.timeout == 8 && config.connectTimeout == 2)
         #expect(config.ropgMFARequired == .passwordVerified)
+        #expect(config.proxy == "http://proxy.example.com:3128" && !config.proxyFromEnvironment)
         #expect(config.minUID == 2000)
         #expect(config.exclude == ["root", "admin"])
         #expect(config.shell == "/bin/zsh")
@@ -96,6 +99,8 @@ import Testing
         ("[idp]\nprovider = oidc\nissuer = https://idp.test\nclient_id = x\nclient_secret = a\nclient_secret_file = /s\n", 6, "idp.client_secret_file", "keep one"),
         ("[idp]\nprovider = oidc\nissuer = https://idp.test\nclient_id = x\nca_file = relative.pem\n", 5, "idp.ca_file", "absolute path"),
         ("[idp]\nprovider = oidc\nissuer = https://idp.test\nclient_id = x\nusername_suffix = example.com\n", 5, "idp.username_suffix", "must be empty or '@'"),
+        ("[idp]\nprovider = oidc\nissuer = https://idp.test\nclient_id = x\nproxy_from_environment = sometimes\n", 5, "idp.proxy_from_environment", "must be yes or no"),
+        ("[idp]\nprovider = oidc\nissuer = https://idp.test\nclient_id = x\nproxy = socks5://127.0.0.1:1080\n", 5, "idp.proxy", "must be an http:// or https:// proxy URL"),
         ("[users]\nmin_uid = -1\n", 2, "users.min_uid", "whole number"),
         ("[users]\nmigrate = maybe\n", 2, "users.migrate", "must be yes or no"),
         ("[users]\nadmin_local_group = Wheel\n", 2, "users.admin_local_group", "not a valid local group name"),
@@ -131,6 +136,47 @@ import Testing
         }
         #expect(problem.line == 5)
         #expect(problem.message.contains("chmod 600 /etc/cloudlogin/secret"))
+    }
+
+    // MARK: - Proxy
+
+    @Test func theEnvironmentsProxyIsIgnoredUnlessTheAdminOptsIn() throws {
+        let config = try Self.parse(Self.minimal).get()
+        #expect(config.proxy == nil && !config.proxyFromEnvironment)
+        #expect(ProxyPolicy(config: config) == ProxyPolicy(proxy: nil, fromEnvironment: false))
+        for value in ["yes", "true", "1"] {
+            #expect(try Self.parse(Self.minimal + "proxy_from_environment = \(value)\n").get().proxyFromEnvironment)
+        }
+        for value in ["no", "false", "0"] {
+            #expect(try !Self.parse(Self.minimal + "proxy_from_environment = \(value)\n").get().proxyFromEnvironment)
+        }
+        let optedIn = try Self.parse(Self.minimal + "proxy = http://proxy.test:3128\nproxy_from_environment = yes\n").get()
+        #expect(ProxyPolicy(config: optedIn) == ProxyPolicy(proxy: "http://proxy.test:3128", fromEnvironment: true))
+    }
+
+    @Test(arguments: [
+        // (proxy key, opted in, setuid host) -> CURLOPT_PROXY (nil: unset), CURLOPT_NOPROXY
+        (nil, false, false, "", ""),
+        (nil, false, true, "", ""),
+        ("http://proxy.test:3128", false, false, "http://proxy.test:3128", ""),
+        ("http://proxy.test:3128", false, true, "http://proxy.test:3128", ""),
+        (nil, true, true, "", ""),
+        ("http://proxy.test:3128", true, true, "http://proxy.test:3128", ""),
+        (nil, true, false, nil, "internal.test"),
+        ("http://proxy.test:3128", true, false, "http://proxy.test:3128", "internal.test"),
+    ] as [(String?, Bool, Bool, String?, String)])
+    func curlProxyOptionsAreAlwaysExplicitUnlessATrustedEnvironmentIsOptedIn(
+        _ proxy: String?, _ optedIn: Bool, _ setuid: Bool, _ curlProxy: String?, _ noProxy: String) {
+        let environment = ["no_proxy": "internal.test", "NO_PROXY": "*", "https_proxy": "http://caller.test:9"]
+        let options = ProxyPolicy(proxy: proxy, fromEnvironment: optedIn)
+            .curlOptions(environmentIsUntrusted: setuid) { environment[$0] }
+        #expect(options == ProxyPolicy.CurlOptions(proxy: curlProxy, noProxy: noProxy))
+    }
+
+    @Test func noProxyFromATrustedEnvironmentIsReadAsLibcurlReadsIt() {
+        let policy = ProxyPolicy(proxy: nil, fromEnvironment: true)
+        #expect(policy.curlOptions(environmentIsUntrusted: false) { ["NO_PROXY": "upper.test"][$0] }.noProxy == "upper.test")
+        #expect(policy.curlOptions(environmentIsUntrusted: false) { _ in nil }.noProxy == "")
     }
 
     @Test func inlineCommentsNeedSpaceBefore() throws {

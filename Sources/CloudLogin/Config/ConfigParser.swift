@@ -216,6 +216,7 @@ public enum ConfigParser {
                 }
                 config.proxy = value.isEmpty ? nil : value
             },
+            "proxy_from_environment": { config, value, origin, _ throws(ConfigDiagnostic) in config.proxyFromEnvironment = try yesNo(value, origin) },
         ],
         "users": [
             "name_claim": { config, value, origin, _ throws(ConfigDiagnostic) in config.nameClaim = try word(value, origin) },

@@ -45,7 +45,7 @@ public final class LoginFlow {
     /// shadow-utils, the system clock. Account changes only when running as root.
     public static func system(config: Config, log: EventLog) -> LoginFlow {
         LoginFlow(config: config,
-                  transport: CurlTransport(caFile: config.caFile, connectTimeoutSeconds: config.connectTimeout, proxy: config.proxy),
+                  transport: CurlTransport(config: config),
                   cache: DiskMetadataCache(directory: config.cacheDirectory, log: log),
                   accounts: ShadowUtilsAccounts(), state: StateDirectory(path: config.stateDirectory),
                   clock: SystemClock(), log: log, canChangeAccounts: geteuid() == 0)
