@@ -72,7 +72,8 @@ struct Setup: ParsableCommand {
         // read with the module's safety checks).
         let parsed: Config
         switch ConfigParser.parse(text, path: config, context: ConfigParser.Context(
-            fileIsPrivate: true, readSecretFile: { SafeFile.readSecret($0, owner: ConfigOption.owner) })) {
+            fileIsPrivate: true, readSecretFile: { SafeFile.readSecret($0, owner: ConfigOption.owner) },
+            checkTrustedFile: { SafeFile.check($0, owner: ConfigOption.owner) })) {
         case .failure(let problem): fail(1, "\(problem)")
         case .success(let good): parsed = good
         }

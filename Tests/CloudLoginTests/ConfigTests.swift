@@ -41,9 +41,11 @@ import Testing
     """
 
     static func parse(_ text: String, private isPrivate: Bool = true,
-                      secretFile: Result<SecretBytes, SafeFileError> = .success(SecretBytes("file-secret".utf8))) -> Result<Config, ConfigDiagnostic> {
+                      secretFile: Result<SecretBytes, SafeFileError> = .success(SecretBytes("file-secret".utf8)),
+                      trustedFile: SafeFileError? = nil) -> Result<Config, ConfigDiagnostic> {
         ConfigParser.parse(text, path: "/etc/cloudlogin/cloudlogin.conf",
-                           context: .init(fileIsPrivate: isPrivate, readSecretFile: { _ in secretFile }))
+                           context: .init(fileIsPrivate: isPrivate, readSecretFile: { _ in secretFile },
+                                          checkTrustedFile: { _ in trustedFile }))
     }
 
     static func error(_ text: String, private isPrivate: Bool = true) -> ConfigDiagnostic? {
@@ -179,6 +181,16 @@ import Testing
         #expect(policy.curlOptions(environmentIsUntrusted: false) { _ in nil }.noProxy == "")
     }
 
+    // MARK: - CA file
+
+    @Test func anUntrustedCAFileMakesTheConfigInvalid() throws {
+        let text = Self.minimal + "ca_file = /etc/cloudlogin/ca.pem\n"
+        #expect(try Self.parse(text).get().caFile == "/etc/cloudlogin/ca.pem")
+        let problem = try #require(Self.parse(text, trustedFile: .writableByOthers("/etc/cloudlogin/ca.pem")).failure)
+        #expect(problem.line == 5 && problem.key == "idp.ca_file")
+        #expect(problem.message.contains("/etc/cloudlogin/ca.pem is writable by group or others; run chmod go-w /etc/cloudlogin/ca.pem"), "\(problem)")
+    }
+
     @Test func inlineCommentsNeedSpaceBefore() throws {
         let config = try Self.parse("[idp]\nprovider = oidc ; the protocol\nissuer = https://idp.test/a;b\nclient_id = x # id\n").get()
         #expect(config.issuer == "https://idp.test/a;b")
@@ -231,6 +243,42 @@ import Testing
         #expect(problem.message.contains("owned by uid 65534, not root"))
     }
 
+    @Test func caFileMustBeOwnedByRootAndNotWritableByOthers() throws {
+        let ca = try Self.writeFile("-----BEGIN CERTIFICATE-----\n", mode: 0o644, owner: geteuid())
+        let path = try Self.writeFile(Self.minimal + "ca_file = \(ca)\n", mode: 0o644)
+        #expect(try ConfigLoader.load(path: path, owner: geteuid()).get().caFile == ca)
+        for mode: mode_t in [0o664, 0o646, 0o666] {
+            chmod(ca, mode)
+            guard case .failure(let problem) = ConfigLoader.load(path: path, owner: geteuid()) else {
+                Issue.record("loaded a config whose CA file has mode \(String(mode, radix: 8))")
+                continue
+            }
+            #expect(problem.key == "idp.ca_file" && problem.line == 5)
+            #expect(problem.message.contains("\(ca) is writable by group or others; run chmod go-w \(ca)"), "\(problem)")
+        }
+        chmod(ca, 0o644)
+        unlink(ca)
+        guard case .failure(let missing) = ConfigLoader.load(path: path, owner: geteuid()) else {
+            Issue.record("loaded a config whose CA file does not exist")
+            return
+        }
+        #expect(missing.message.contains("\(ca) does not exist"))
+        let directory = String(ca.dropLast("/cloudlogin.conf".count))
+        let notAFile = try Self.writeFile(Self.minimal + "ca_file = \(directory)\n", mode: 0o644)
+        #expect(ConfigLoader.load(path: notAFile, owner: geteuid()).failure?.message.contains("is not a regular file") == true)
+    }
+
+    @Test(.enabled(if: geteuid() == 0, "needs root to give the file away"))
+    func caFileOwnedBySomeoneElseIsRefused() throws {
+        let ca = try Self.writeFile("-----BEGIN CERTIFICATE-----\n", mode: 0o644, owner: 65534)
+        let path = try Self.writeFile(Self.minimal + "ca_file = \(ca)\n", mode: 0o644)
+        guard case .failure(let problem) = ConfigLoader.load(path: path, owner: 0) else {
+            Issue.record("loaded a config whose CA file belongs to nobody")
+            return
+        }
+        #expect(problem.message.contains("\(ca) is owned by uid 65534, not root; run chown root:root \(ca)"), "\(problem)")
+    }
+
     @Test func worldReadableSecretFileIsRefused() throws {
         let secret = try Self.writeFile("topsecret\n", mode: 0o644)
         let path = try Self.writeFile(Self.minimal + "client_secret_file = \(secret)\n", mode: 0o644)
@@ -242,5 +290,12 @@ import Testing
         chmod(secret, 0o600)
         let config = try ConfigLoader.load(path: path, owner: geteuid()).get()
         #expect(config.clientSecret?.withBytes { Array($0) } == Array("topsecret".utf8))
+    }
+}
+
+private extension Result {
+    var failure: Failure? {
+        if case .failure(let error) = self { return error }
+        return nil
     }
 }
