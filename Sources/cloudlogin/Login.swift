@@ -56,7 +56,7 @@ struct Login: ParsableCommand {
             passwordStdin ? PasswordReader.fromStandardInput() : PasswordReader.fromTerminal(prompt: "Password: ")
         }
         if trace {
-            for fetch in flow.directory.fetches { printError("trace: fetched \(fetch)") }
+            for fetch in flow.directory.fetches { printError("trace: fetched \(TraceRedaction.url(fetch))") }
         }
         let result = PAMResult(for: outcome)
         if case .accepted(let identity, let localName, let created) = outcome {

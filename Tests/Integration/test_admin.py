@@ -447,7 +447,8 @@ def test_login_trace_dry_run_shows_every_step_and_changes_nothing(site: Site, id
         "trace: [screen] cloud user: the IdP is asked about tracy; local name tracy",
         "trace: [cache] no discovery document in the cache",
         f"trace: [network] GET {idp.discovery_url} -> HTTP 200 in",
-        f"trace: [network] POST {idp.token_endpoint} (form body with the password: not shown) -> HTTP 200 in",
+        f"trace: [network] POST {idp.token_endpoint} (Authorization header: not shown) (form body: grant_type=password&"
+        "username=tracy&password=(hidden)&scope=openid%20profile%20email) -> HTTP 200 in",
         "trace: [local] would create the account tracy (useradd -m, GECOS 'Tracy Trace', shell /bin/bash) (--dry-run: not done)",
         "trace: [local] would set the local password of tracy to the cloud password (chpasswd, on stdin) (--dry-run: not done)",
         "trace: [local] would record tracy as managed: subject tracy, origin created",
