@@ -209,3 +209,31 @@ def test_the_environment_is_ignored_by_default_even_where_it_is_trusted(routed: 
     assert routed.proxy.since(mark)[0]
     routed.write_config(proxy_from_environment="yes")
     assert pam("cl-proxy", "pxroot", "Pxroot pw 1", env={**NO_PROXY_ENV, **env}) == "PAM_AUTHINFO_UNAVAIL"
+
+
+def cli(*args: str, env: dict[str, str] | None = None, stdin: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run([str(ROOT / "build" / "cloudlogin"), *args], input=stdin, capture_output=True, text=True,
+                          timeout=90, env={**TOOL_ENV, **(env or {})})
+
+
+def test_cloudlogin_check_and_setup_use_the_proxy_key_and_not_the_environment(routed: Routed, tmp_path):
+    """The admin tool's requests follow the module's rule, its clock probe included."""
+    result = cli("check", "--json", "--config", str(CONFIG), "--pam-dir", str(tmp_path), env=NO_PROXY_ENV)
+    found = {f["id"]: f for f in json.loads(result.stdout)["findings"]}
+    for step in ("idp.discovery", "idp.jwks", "idp.clock"):
+        assert found[step]["status"] == "ok", found
+    mark = routed.proxy.mark()
+    written = pathlib.Path("/etc/cloudlogin/setup-proxy.conf")
+    client_id, _ = routed.idp.clients["public"]
+    args = ["setup", "--config", str(written), "--issuer", routed.idp.issuer, "--client-id", client_id,
+            "--ca-file", str(routed.idp.ca_file), "--force"]
+    try:
+        result = cli(*args, env={"https_proxy": routed.proxy.url, "HTTPS_PROXY": routed.proxy.url})
+        assert result.returncode == 2 and not written.exists(), result.stdout + result.stderr
+        assert routed.proxy.since(mark) == ([], [])
+        result = cli(*args, "--proxy", routed.proxy.url, env=NO_PROXY_ENV)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert f"proxy = {routed.proxy.url}\n" in written.read_text()
+        assert routed.proxy.since(mark)[0]
+    finally:
+        written.unlink(missing_ok=True)
