@@ -92,7 +92,11 @@ def pam(service: str, user: str, password: str, env: dict[str, str] | None = Non
                           env={**TOOL_ENV, **(env or {})})
     results = [line.split()[3] for line in proc.stdout.decode().splitlines() if line.startswith("RESULT ")]
     assert results, proc.stdout.decode() + proc.stderr.decode()
+    LAST_OUTPUT[:] = [proc.stdout.decode() + proc.stderr.decode()]
     return results[-1]
+
+
+LAST_OUTPUT: list[str] = []  # what the last pam() call printed, for assertion messages
 
 
 def sudo_with_env(user: str, password: str, env: dict[str, str]) -> tuple[int, str]:
@@ -146,12 +150,12 @@ def test_the_proxy_is_the_only_route_to_the_idp(routed: Routed):
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", routed.idp.port), timeout=2).close()
     mark = routed.proxy.mark()
-    routed.user("pia", "Pia pw 1")
-    assert pam("cl-proxy", "pia", "Pia pw 1") == "PAM_SUCCESS"
+    routed.user("pxpia", "Pxpia pw 1")
+    assert pam("cl-proxy", "pxpia", "Pxpia pw 1") == "PAM_SUCCESS", LAST_OUTPUT
     tunnels, refused = routed.proxy.since(mark)
     assert tunnels and set(tunnels) == {f"127.0.0.1:{routed.idp.port}"} and refused == []
     routed.write_config(proxy=None)  # without the proxy the IdP is unreachable
-    assert pam("cl-proxy", "pia", "Pia pw 1") == "PAM_AUTHINFO_UNAVAIL"
+    assert pam("cl-proxy", "pxpia", "Pxpia pw 1") == "PAM_AUTHINFO_UNAVAIL"
 
 
 @pytest.mark.parametrize("host", ["sudo", "su"])
