@@ -12,7 +12,8 @@ public func fuzzConfig(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = UnsafeBufferPointer(start: data, count: size)
     let text = String(decoding: bytes, as: UTF8.self)
     let context = ConfigParser.Context(fileIsPrivate: size % 2 == 0,
-                                       readSecretFile: { _ in .success(SecretBytes("fuzz-secret".utf8)) })
+                                       readSecretFile: { _ in .success(SecretBytes("fuzz-secret".utf8)) },
+                                       checkTrustedFile: { _ in nil })
     switch ConfigParser.parse(text, path: "/fuzz/cloudlogin.conf", context: context) {
     case .success(let config):
         _ = config.warnings.map(\.description)

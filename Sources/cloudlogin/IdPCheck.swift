@@ -18,7 +18,7 @@ struct IdPCheck {
         self.config = config
         self.testUser = testUser
         self.quiet = quiet
-        self.transport = TracingTransport(CurlTransport(caFile: config.caFile, connectTimeoutSeconds: config.connectTimeout, proxy: config.proxy), log: TerminalLog(trace: false))
+        self.transport = TracingTransport(CurlTransport(config: config), log: TerminalLog(trace: false))
         // No cache: check always asks the IdP itself, and leaves the module's cache alone.
         self.directory = ProviderDirectory(config: config, transport: transport, cache: nil, clock: SystemClock(), log: SilentLog())
     }
@@ -81,7 +81,7 @@ struct IdPCheck {
 
     func checkClock(into report: inout CheckReport) {
         guard let url = discoveryURL ?? config.tokenEndpoint else { return }
-        switch HTTPProbe.send(.get, url: url, caFile: config.caFile, timeoutSeconds: config.timeout) {
+        switch HTTPProbe.send(.get, url: url, caFile: config.caFile, proxy: ProxyPolicy(config: config), timeoutSeconds: config.timeout) {
         case .failure(let error):
             report.add("idp.clock", .warning, .none, "clock: cannot compare with the IdP's clock: \(error)", fix: "make sure the time is synchronised (timedatectl)")
         case .success(let answer):
@@ -181,7 +181,7 @@ struct IdPCheck {
         case .transport(.resolve):
             return ("idp.unreachable", "the issuer's host name does not resolve: check issuer and DNS (resolv.conf)")
         case .transport(.connect), .transport(.timeout), .transport(.other):
-            return ("idp.unreachable", "check that the issuer host is reachable from this machine (firewall, https_proxy/no_proxy), and that issuer is right")
+            return ("idp.unreachable", "check that the issuer host is reachable from this machine (firewall; behind a proxy set proxy in [idp]: https_proxy/no_proxy count only with proxy_from_environment = yes), and that issuer is right")
         case .transport(.tooLarge), .transport(.invalidURL):
             return ("idp.misconfigured", "check issuer, token_endpoint and jwks_uri: they must be https URLs of the IdP")
         case .notJSON:
@@ -206,7 +206,7 @@ struct IdPCheck {
         // means comes from the one classifier, by status (the probe keeps no body).
         let problem: IdPProblem?
         var status = 0
-        switch HTTPProbe.send(.post, url: url, caFile: config.caFile, timeoutSeconds: config.timeout) {
+        switch HTTPProbe.send(.post, url: url, caFile: config.caFile, proxy: ProxyPolicy(config: config), timeoutSeconds: config.timeout) {
         case .failure(let error):
             problem = IdPClassifier.problem(error, stage: .oktaAuthn)
         case .success(let answer):

@@ -29,7 +29,7 @@ struct Login: ParsableCommand {
         let config = try options.load()
         let log = TerminalLog(trace: trace)
         let clock = SystemClock()
-        let transport = TracingTransport(CurlTransport(caFile: config.caFile, connectTimeoutSeconds: config.connectTimeout, proxy: config.proxy), clock: clock, log: log)
+        let transport = TracingTransport(CurlTransport(config: config), clock: clock, log: log)
         var cache: MetadataCache?
         if let disk = DiskMetadataCache(directory: config.cacheDirectory, log: log) {
             cache = TracingCache(disk, clock: clock, log: log)
@@ -56,7 +56,7 @@ struct Login: ParsableCommand {
             passwordStdin ? PasswordReader.fromStandardInput() : PasswordReader.fromTerminal(prompt: "Password: ")
         }
         if trace {
-            for fetch in flow.directory.fetches { printError("trace: fetched \(fetch)") }
+            for fetch in flow.directory.fetches { printError("trace: fetched \(TraceRedaction.url(fetch))") }
         }
         let result = PAMResult(for: outcome)
         if case .accepted(let identity, let localName, let created) = outcome {

@@ -33,6 +33,9 @@ struct Setup: ParsableCommand {
     @Option(name: .long, help: "PEM file of the CA that signed the IdP's certificate, when it is not in the system trust store.")
     var caFile: String?
 
+    @Option(name: .long, help: "An http:// or https:// proxy through which this machine reaches the IdP (written as proxy; the environment's proxy variables are not used).")
+    var proxy: String?
+
     @Option(name: .long, help: "Appended to typed names without '@', e.g. @example.com.")
     var usernameSuffix: String?
 
@@ -69,7 +72,8 @@ struct Setup: ParsableCommand {
         // read with the module's safety checks).
         let parsed: Config
         switch ConfigParser.parse(text, path: config, context: ConfigParser.Context(
-            fileIsPrivate: true, readSecretFile: { SafeFile.readSecret($0, owner: ConfigOption.owner) })) {
+            fileIsPrivate: true, readSecretFile: { SafeFile.readSecret($0, owner: ConfigOption.owner) },
+            checkTrustedFile: { SafeFile.check($0, owner: ConfigOption.owner) })) {
         case .failure(let problem): fail(1, "\(problem)")
         case .success(let good): parsed = good
         }
@@ -115,6 +119,7 @@ struct Setup: ParsableCommand {
             lines.append("scopes = openid profile email")
         }
         if let caFile { lines.append("ca_file = \(caFile)") }
+        if let proxy { lines.append("proxy = \(proxy)") }
         if let usernameSuffix { lines.append("username_suffix = \(usernameSuffix)") }
         lines += ["timeout = 10", "connect_timeout = 3", "", "[users]", "name_claim = preferred_username",
                   "min_uid = 1000", "exclude = root", "create = yes", "", "[offline]", "allow = yes", "max_days = 14", ""]

@@ -2,13 +2,17 @@ import CloudLogin
 import Glibc
 
 /// Wrappers around the core's seams that tell the admin what happened, for `cloudlogin login
-/// --trace` and `cloudlogin check`. They see requests and answers but print no body, header
-/// value or password: only method, URL, status, time and (for refusals) the error codes, as
-/// the core's classifier reads them (`IdPErrorAnswer`).
+/// --trace` and `cloudlogin check`. They see requests and answers but print no token, header
+/// value or password: method, URL and request body with every value hidden that is not on
+/// `TraceRedaction`'s short list (Okta's sessionToken in the /authorize query, stateToken,
+/// code, PKCE verifier, password), status, a redirect's Location redacted the same way, time
+/// and (for refusals) the error codes as the core's classifier reads them (`IdPErrorAnswer`).
+/// Answers' bodies (tokens) are never shown.
 
 /// One HTTP exchange, as far as it may be shown.
 struct TracedExchange {
     var method: String
+    /// Redacted (`TraceRedaction.url`).
     var url: String
     var status: Int?
     var failure: String?
@@ -32,18 +36,24 @@ final class TracingTransport: HTTPTransport {
     func send(_ request: HTTPRequest, deadline: Deadline) -> Result<HTTPResponse, TransportError> {
         let started = clock.monotonicMilliseconds()
         let result = inner.send(request, deadline: deadline)
-        var exchange = TracedExchange(method: request.method.rawValue, url: request.url, status: nil, failure: nil,
+        var exchange = TracedExchange(method: request.method.rawValue, url: TraceRedaction.url(request.url), status: nil, failure: nil,
                                       milliseconds: clock.monotonicMilliseconds() &- started, errorAnswer: nil)
+        var location = ""
         switch result {
         case .success(let response):
             exchange.status = response.status
             if response.status != 200 { exchange.errorAnswer = IdPErrorAnswer(status: response.status, body: response.body) }
+            if (300...399).contains(response.status), let target = response.headers["location"] {
+                location = " to \(TraceRedaction.url(target))"
+            }
         case .failure(let error):
             exchange.failure = error.description
         }
         exchanges.append(exchange)
-        let what = request.body == nil ? "" : " (form body with the password: not shown)"
-        let answer = exchange.errorAnswer?.summary ?? exchange.status.map { "HTTP \($0)" } ?? "failed: \(exchange.failure ?? "")"
+        var what = ""
+        if request.authorization != nil { what += " (Authorization header: not shown)" }
+        if let body = request.body { what += " (\(TraceRedaction.body(body, headers: request.headers)))" }
+        let answer = exchange.errorAnswer.map { $0.summary + location } ?? exchange.status.map { "HTTP \($0)" + location } ?? "failed: \(exchange.failure ?? "")"
         log.step("network", "\(exchange.method) \(exchange.url)\(what) -> \(answer) in \(exchange.milliseconds) ms")
         return result
     }

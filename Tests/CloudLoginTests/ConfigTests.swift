@@ -14,6 +14,8 @@ import Testing
     timeout = 8
     connect_timeout = 2
     ropg_mfa_required = password-verified
+    proxy = http://proxy.example.com:3128
+    proxy_from_environment = no
 
     [users]
     name_claim = preferred_username
@@ -39,9 +41,11 @@ import Testing
     """
 
     static func parse(_ text: String, private isPrivate: Bool = true,
-                      secretFile: Result<SecretBytes, SafeFileError> = .success(SecretBytes("file-secret".utf8))) -> Result<Config, ConfigDiagnostic> {
+                      secretFile: Result<SecretBytes, SafeFileError> = .success(SecretBytes("file-secret".utf8)),
+                      trustedFile: SafeFileError? = nil) -> Result<Config, ConfigDiagnostic> {
         ConfigParser.parse(text, path: "/etc/cloudlogin/cloudlogin.conf",
-                           context: .init(fileIsPrivate: isPrivate, readSecretFile: { _ in secretFile }))
+                           context: .init(fileIsPrivate: isPrivate, readSecretFile: { _ in secretFile },
+                                          checkTrustedFile: { _ in trustedFile }))
     }
 
     static func error(_ text: String, private isPrivate: Bool = true) -> ConfigDiagnostic? {
@@ -57,6 +61,7 @@ import Testing
         #expect(config.clientAuthentication == .none)
         #expect(config.timeout == 8 && config.connectTimeout == 2)
         #expect(config.ropgMFARequired == .passwordVerified)
+        #expect(config.proxy == "http://proxy.example.com:3128" && !config.proxyFromEnvironment)
         #expect(config.minUID == 2000)
         #expect(config.exclude == ["root", "admin"])
         #expect(config.shell == "/bin/zsh")
@@ -96,6 +101,8 @@ import Testing
         ("[idp]\nprovider = oidc\nissuer = https://idp.test\nclient_id = x\nclient_secret = a\nclient_secret_file = /s\n", 6, "idp.client_secret_file", "keep one"),
         ("[idp]\nprovider = oidc\nissuer = https://idp.test\nclient_id = x\nca_file = relative.pem\n", 5, "idp.ca_file", "absolute path"),
         ("[idp]\nprovider = oidc\nissuer = https://idp.test\nclient_id = x\nusername_suffix = example.com\n", 5, "idp.username_suffix", "must be empty or '@'"),
+        ("[idp]\nprovider = oidc\nissuer = https://idp.test\nclient_id = x\nproxy_from_environment = sometimes\n", 5, "idp.proxy_from_environment", "must be yes or no"),
+        ("[idp]\nprovider = oidc\nissuer = https://idp.test\nclient_id = x\nproxy = socks5://127.0.0.1:1080\n", 5, "idp.proxy", "must be an http:// or https:// proxy URL"),
         ("[users]\nmin_uid = -1\n", 2, "users.min_uid", "whole number"),
         ("[users]\nmigrate = maybe\n", 2, "users.migrate", "must be yes or no"),
         ("[users]\nadmin_local_group = Wheel\n", 2, "users.admin_local_group", "not a valid local group name"),
@@ -131,6 +138,57 @@ import Testing
         }
         #expect(problem.line == 5)
         #expect(problem.message.contains("chmod 600 /etc/cloudlogin/secret"))
+    }
+
+    // MARK: - Proxy
+
+    @Test func theEnvironmentsProxyIsIgnoredUnlessTheAdminOptsIn() throws {
+        let config = try Self.parse(Self.minimal).get()
+        #expect(config.proxy == nil && !config.proxyFromEnvironment)
+        #expect(ProxyPolicy(config: config) == ProxyPolicy(proxy: nil, fromEnvironment: false))
+        for value in ["yes", "true", "1"] {
+            #expect(try Self.parse(Self.minimal + "proxy_from_environment = \(value)\n").get().proxyFromEnvironment)
+        }
+        for value in ["no", "false", "0"] {
+            #expect(try !Self.parse(Self.minimal + "proxy_from_environment = \(value)\n").get().proxyFromEnvironment)
+        }
+        let optedIn = try Self.parse(Self.minimal + "proxy = http://proxy.test:3128\nproxy_from_environment = yes\n").get()
+        #expect(ProxyPolicy(config: optedIn) == ProxyPolicy(proxy: "http://proxy.test:3128", fromEnvironment: true))
+    }
+
+    @Test(arguments: [
+        // (proxy key, opted in, setuid host) -> CURLOPT_PROXY (nil: unset), CURLOPT_NOPROXY
+        (nil, false, false, "", ""),
+        (nil, false, true, "", ""),
+        ("http://proxy.test:3128", false, false, "http://proxy.test:3128", ""),
+        ("http://proxy.test:3128", false, true, "http://proxy.test:3128", ""),
+        (nil, true, true, "", ""),
+        ("http://proxy.test:3128", true, true, "http://proxy.test:3128", ""),
+        (nil, true, false, nil, "internal.test"),
+        ("http://proxy.test:3128", true, false, "http://proxy.test:3128", "internal.test"),
+    ] as [(String?, Bool, Bool, String?, String)])
+    func curlProxyOptionsAreAlwaysExplicitUnlessATrustedEnvironmentIsOptedIn(
+        _ proxy: String?, _ optedIn: Bool, _ setuid: Bool, _ curlProxy: String?, _ noProxy: String) {
+        let environment = ["no_proxy": "internal.test", "NO_PROXY": "*", "https_proxy": "http://caller.test:9"]
+        let options = ProxyPolicy(proxy: proxy, fromEnvironment: optedIn)
+            .curlOptions(environmentIsUntrusted: setuid) { environment[$0] }
+        #expect(options == ProxyPolicy.CurlOptions(proxy: curlProxy, noProxy: noProxy))
+    }
+
+    @Test func noProxyFromATrustedEnvironmentIsReadAsLibcurlReadsIt() {
+        let policy = ProxyPolicy(proxy: nil, fromEnvironment: true)
+        #expect(policy.curlOptions(environmentIsUntrusted: false) { ["NO_PROXY": "upper.test"][$0] }.noProxy == "upper.test")
+        #expect(policy.curlOptions(environmentIsUntrusted: false) { _ in nil }.noProxy == "")
+    }
+
+    // MARK: - CA file
+
+    @Test func anUntrustedCAFileMakesTheConfigInvalid() throws {
+        let text = Self.minimal + "ca_file = /etc/cloudlogin/ca.pem\n"
+        #expect(try Self.parse(text).get().caFile == "/etc/cloudlogin/ca.pem")
+        let problem = try #require(Self.parse(text, trustedFile: .writableByOthers("/etc/cloudlogin/ca.pem")).failure)
+        #expect(problem.line == 5 && problem.key == "idp.ca_file")
+        #expect(problem.message.contains("/etc/cloudlogin/ca.pem is writable by group or others; run chmod go-w /etc/cloudlogin/ca.pem"), "\(problem)")
     }
 
     @Test func inlineCommentsNeedSpaceBefore() throws {
@@ -185,6 +243,42 @@ import Testing
         #expect(problem.message.contains("owned by uid 65534, not root"))
     }
 
+    @Test func caFileMustBeOwnedByRootAndNotWritableByOthers() throws {
+        let ca = try Self.writeFile("-----BEGIN CERTIFICATE-----\n", mode: 0o644, owner: geteuid())
+        let path = try Self.writeFile(Self.minimal + "ca_file = \(ca)\n", mode: 0o644)
+        #expect(try ConfigLoader.load(path: path, owner: geteuid()).get().caFile == ca)
+        for mode: mode_t in [0o664, 0o646, 0o666] {
+            chmod(ca, mode)
+            guard case .failure(let problem) = ConfigLoader.load(path: path, owner: geteuid()) else {
+                Issue.record("loaded a config whose CA file has mode \(String(mode, radix: 8))")
+                continue
+            }
+            #expect(problem.key == "idp.ca_file" && problem.line == 5)
+            #expect(problem.message.contains("\(ca) is writable by group or others; run chmod go-w \(ca)"), "\(problem)")
+        }
+        chmod(ca, 0o644)
+        unlink(ca)
+        guard case .failure(let missing) = ConfigLoader.load(path: path, owner: geteuid()) else {
+            Issue.record("loaded a config whose CA file does not exist")
+            return
+        }
+        #expect(missing.message.contains("\(ca) does not exist"))
+        let directory = String(ca.dropLast("/cloudlogin.conf".count))
+        let notAFile = try Self.writeFile(Self.minimal + "ca_file = \(directory)\n", mode: 0o644)
+        #expect(ConfigLoader.load(path: notAFile, owner: geteuid()).failure?.message.contains("is not a regular file") == true)
+    }
+
+    @Test(.enabled(if: geteuid() == 0, "needs root to give the file away"))
+    func caFileOwnedBySomeoneElseIsRefused() throws {
+        let ca = try Self.writeFile("-----BEGIN CERTIFICATE-----\n", mode: 0o644, owner: 65534)
+        let path = try Self.writeFile(Self.minimal + "ca_file = \(ca)\n", mode: 0o644)
+        guard case .failure(let problem) = ConfigLoader.load(path: path, owner: 0) else {
+            Issue.record("loaded a config whose CA file belongs to nobody")
+            return
+        }
+        #expect(problem.message.contains("\(ca) is owned by uid 65534, not root; run chown root:root \(ca)"), "\(problem)")
+    }
+
     @Test func worldReadableSecretFileIsRefused() throws {
         let secret = try Self.writeFile("topsecret\n", mode: 0o644)
         let path = try Self.writeFile(Self.minimal + "client_secret_file = \(secret)\n", mode: 0o644)
@@ -196,5 +290,12 @@ import Testing
         chmod(secret, 0o600)
         let config = try ConfigLoader.load(path: path, owner: geteuid()).get()
         #expect(config.clientSecret?.withBytes { Array($0) } == Array("topsecret".utf8))
+    }
+}
+
+private extension Result {
+    var failure: Failure? {
+        if case .failure(let error) = self { return error }
+        return nil
     }
 }

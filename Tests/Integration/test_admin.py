@@ -240,7 +240,7 @@ def test_check_accepts_a_clock_within_clock_skew(site: Site, idp):
     assert findings(result)["idp.clock"]["status"] == "ok", result.stdout
 
 
-@pytest.mark.parametrize("what", ["config-dir", "ca-file", "state-dir", "cache-dir"])
+@pytest.mark.parametrize("what", ["config-dir", "state-dir", "cache-dir"])
 def test_check_names_unsafe_modes(site: Site, idp, what):
     state, cache = site.dir / "state", site.dir / "cache"
     for d in (state, cache):
@@ -256,9 +256,6 @@ def test_check_names_unsafe_modes(site: Site, idp, what):
     if what == "config-dir":
         os.chmod(site.dir, 0o777)
         wanted = ("files.config-dir", f"the directory {site.dir} is writable by group or others", f"chmod go-w {site.dir}")
-    elif what == "ca-file":
-        os.chmod(ca, 0o666)
-        wanted = ("files.ca", f"ca_file {ca} is writable by group or others", f"chmod 644 {ca}")
     elif what == "state-dir":
         os.chmod(state, 0o777)
         wanted = ("files.state-dir", f"the state directory (state_dir) {state} is writable by group or others", f"chmod 0755 {state}")
@@ -272,6 +269,21 @@ def test_check_names_unsafe_modes(site: Site, idp, what):
     assert result.returncode == 3, result.stdout
     found = findings(result)[wanted[0]]
     assert found["status"] == "error" and wanted[1] in found["message"] and found["fix"] == wanted[2], found
+
+
+def test_check_names_a_ca_file_others_can_write_as_a_config_error(site: Site, idp):
+    """The module refuses such a config (anyone who can write the CA file can forge the IdP's
+    answers), so check says the config cannot be used, naming the file and the fix."""
+    ca = site.dir / "ca.pem"
+    ca.write_bytes(idp.ca_file.read_bytes())
+    os.chmod(ca, 0o666)
+    site.write_config(ca_file=str(ca))
+    result = check(site, "--json")
+    assert result.returncode == 1, result.stdout
+    found = findings(result)["config"]
+    assert found["status"] == "error" and f"idp.ca_file: {ca} is writable by group or others; run chmod go-w {ca}" in found["message"], found
+    os.chmod(ca, 0o644)
+    assert findings(check(site, "--json"))["config"]["status"] == "ok"
 
 
 def test_check_names_an_unsafe_secret_file_with_the_fix(site: Site, idp):
@@ -435,7 +447,8 @@ def test_login_trace_dry_run_shows_every_step_and_changes_nothing(site: Site, id
         "trace: [screen] cloud user: the IdP is asked about tracy; local name tracy",
         "trace: [cache] no discovery document in the cache",
         f"trace: [network] GET {idp.discovery_url} -> HTTP 200 in",
-        f"trace: [network] POST {idp.token_endpoint} (form body with the password: not shown) -> HTTP 200 in",
+        f"trace: [network] POST {idp.token_endpoint} (Authorization header: not shown) (form body: grant_type=password&"
+        "username=tracy&password=(hidden)&scope=openid%20profile%20email) -> HTTP 200 in",
         # The record comes first: it exists before the account does.
         "trace: [local] would record tracy as managed: subject tracy, origin created",
         "trace: [local] would create the account tracy (useradd -m, GECOS 'Tracy Trace', shell /bin/bash, member of cloudlogin) (--dry-run: not done)",

@@ -268,3 +268,29 @@ def test_make_install_honours_destdir(tmp_path):
     assert any(re.fullmatch(r"lib/[a-z0-9_-]+-linux-gnu/security/pam_cloudlogin\.so", f) for f in files), files
     assert "usr/local/bin/cloudlogin" in files
     assert "etc/cloudlogin/cloudlogin.conf.example" in files
+
+
+def test_a_ca_file_others_can_write_makes_the_config_invalid(site: Site, idp: LemonLDAP):
+    """Whoever can write ca_file can add a CA and forge every answer of the IdP: a CA file that
+    is group- or world-writable (or not root's) makes the config invalid, named in the log."""
+    ca = site.dir / "extra-ca.pem"
+    ca.write_bytes(idp.ca_file.read_bytes())
+    os.chown(ca, 0, 0)
+    os.chmod(ca, 0o644)
+    site.write_config(ca_file=str(ca))
+    assert site.pam(site.module_only(), "alice", PASSWORDS["alice"]).code == "PAM_SUCCESS"
+    for mode, owner in ((0o664, 0), (0o646, 0), (0o644, 65534)):
+        os.chmod(ca, mode)
+        os.chown(ca, owner, 0)
+        mark = idp.mark()
+        run = site.pam(site.module_only(), "alice", PASSWORDS["alice"])
+        assert run.code == "PAM_SERVICE_ERR", run
+        fix = f"run chmod go-w {ca}" if owner == 0 else f"run chown root:root {ca}"
+        assert any(str(site.config_path) in line and "idp.ca_file" in line and str(ca) in line and fix in line
+                   for line in run.syslog), run.syslog
+        # Not through the shipped stack either (pam_unix after it is not asked), and nothing is sent.
+        assert site.pam(site.shipped_stack(), "alice", PASSWORDS["alice"]).code != "PAM_SUCCESS"
+        assert idp.requests_since(mark) == []
+    os.chown(ca, 0, 0)
+    os.chmod(ca, 0o644)
+    assert site.pam(site.module_only(), "alice", PASSWORDS["alice"]).code == "PAM_SUCCESS"

@@ -53,8 +53,12 @@ public struct Config: Sendable {
     /// Seconds of clock difference tolerated on `exp`, `iat` and `nbf`.
     public var clockSkew: Int = 60
     public var cacheDirectory: String = "/var/cache/cloudlogin"
-    /// An HTTP(S) proxy for the IdP; without it, the environment's (except in setuid hosts).
+    /// An HTTP(S) proxy for the IdP; without it, none (see `proxyFromEnvironment`).
     public var proxy: String?
+    /// Whether the environment's proxy variables count (`https_proxy`, `no_proxy`, …): only when
+    /// the admin says so, and never in a setuid host (su, sudo), whose environment is the
+    /// caller's (`ProxyPolicy`).
+    public var proxyFromEnvironment: Bool = false
 
     // [users]
     public var nameClaim: String = "preferred_username"

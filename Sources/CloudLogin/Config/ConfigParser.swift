@@ -20,10 +20,14 @@ public enum ConfigParser {
         public var fileIsPrivate: Bool
         /// Reads `client_secret_file`; the module passes a reader with the file-safety checks.
         public var readSecretFile: (String) -> Result<SecretBytes, SafeFileError>
+        /// Checks `ca_file` (owner and mode, `SafeFile.check`); nil when it may be trusted.
+        public var checkTrustedFile: (String) -> SafeFileError?
 
-        public init(fileIsPrivate: Bool, readSecretFile: @escaping (String) -> Result<SecretBytes, SafeFileError>) {
+        public init(fileIsPrivate: Bool, readSecretFile: @escaping (String) -> Result<SecretBytes, SafeFileError>,
+                    checkTrustedFile: @escaping (String) -> SafeFileError?) {
             self.fileIsPrivate = fileIsPrivate
             self.readSecretFile = readSecretFile
+            self.checkTrustedFile = checkTrustedFile
         }
     }
 
@@ -186,7 +190,15 @@ public enum ConfigParser {
                 }
                 config.scopes = scopes
             },
-            "ca_file": { config, value, origin, _ throws(ConfigDiagnostic) in config.caFile = value.isEmpty ? nil : try absolutePath(value, origin) },
+            "ca_file": { config, value, origin, context throws(ConfigDiagnostic) in
+                guard !value.isEmpty else { config.caFile = nil; return }
+                let file = try absolutePath(value, origin)
+                // Whoever can write the trust anchors can forge every answer of the IdP.
+                if let problem = context.checkTrustedFile(file) {
+                    throw origin.problem("\(problem) (the CA file decides which IdP answers are trusted, so it must be root's like the config)")
+                }
+                config.caFile = file
+            },
             "okta_domain": { config, value, origin, _ throws(ConfigDiagnostic) in config.oktaDomain = try optionalHTTPSURL(value, origin) },
             "username_suffix": { config, value, origin, _ throws(ConfigDiagnostic) in
                 guard value.isEmpty || (value.hasPrefix("@") && value.count > 1 && value.dropFirst().allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "." || $0 == "-") })) else {
@@ -216,6 +228,7 @@ public enum ConfigParser {
                 }
                 config.proxy = value.isEmpty ? nil : value
             },
+            "proxy_from_environment": { config, value, origin, _ throws(ConfigDiagnostic) in config.proxyFromEnvironment = try yesNo(value, origin) },
         ],
         "users": [
             "name_claim": { config, value, origin, _ throws(ConfigDiagnostic) in config.nameClaim = try word(value, origin) },

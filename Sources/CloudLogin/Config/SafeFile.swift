@@ -39,9 +39,7 @@ public enum SafeFile {
         defer { close(descriptor) }
         var info = stat()
         guard fstat(descriptor, &info) == 0 else { return .failure(.unreadable(path, errno: errno)) }
-        guard (info.st_mode & S_IFMT) == S_IFREG else { return .failure(.notRegular(path)) }
-        guard info.st_uid == owner else { return .failure(.wrongOwner(path, owner: info.st_uid, expected: owner)) }
-        guard info.st_mode & (S_IWGRP | S_IWOTH) == 0 else { return .failure(.writableByOthers(path)) }
+        if let problem = trustProblem(info, path: path, owner: owner) { return .failure(problem) }
         let ownerOnly = info.st_mode & (S_IRWXG | S_IRWXO) == 0
         if secret && !ownerOnly { return .failure(.readableByOthers(path)) }
         guard info.st_size <= maximumSize else { return .failure(.tooLarge(path)) }
@@ -62,6 +60,30 @@ public enum SafeFile {
         return .success((content, ownerOnly))
     }
 
+    /// Checks a file that others read on CloudLogin's behalf (`ca_file`, which libcurl opens) by
+    /// the rules `read` applies: it exists, is a regular file, is owned by `owner` and is not
+    /// writable by group or others. nil when it may be trusted. Its size is not limited (a CA
+    /// bundle may be large) and it is not read.
+    public static func check(_ path: String, owner: uid_t) -> SafeFileError? {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
+        guard descriptor >= 0 else {
+            let code = errno
+            return code == ENOENT ? .missing(path) : .unreadable(path, errno: code)
+        }
+        defer { close(descriptor) }
+        var info = stat()
+        guard fstat(descriptor, &info) == 0 else { return .unreadable(path, errno: errno) }
+        return trustProblem(info, path: path, owner: owner)
+    }
+
+    /// The file-trust rules: a regular file, owned by `owner`, not writable by group or others.
+    private static func trustProblem(_ info: stat, path: String, owner: uid_t) -> SafeFileError? {
+        guard (info.st_mode & S_IFMT) == S_IFREG else { return .notRegular(path) }
+        guard info.st_uid == owner else { return .wrongOwner(path, owner: info.st_uid, expected: owner) }
+        guard info.st_mode & (S_IWGRP | S_IWOTH) == 0 else { return .writableByOthers(path) }
+        return nil
+    }
+
     /// A secret file's content without a trailing newline.
     public static func readSecret(_ path: String, owner: uid_t) -> Result<SecretBytes, SafeFileError> {
         read(path, owner: owner, secret: true).map { file in
@@ -78,8 +100,8 @@ public enum SafeFile {
 
 /// Loads the config file with the checks DESIGN.md §3 asks for.
 public enum ConfigLoader {
-    /// Reads and parses `path`. `owner` is the uid that must own the config and secret files
-    /// (root, except in tests that run unprivileged).
+    /// Reads and parses `path`. `owner` is the uid that must own the config, secret and CA
+    /// files (root, except in tests that run unprivileged).
     public static func load(path: String = Config.defaultPath, owner: uid_t = 0) -> Result<Config, ConfigDiagnostic> {
         let file: (content: SecretBytes, ownerOnly: Bool)
         switch SafeFile.read(path, owner: owner) {
@@ -90,7 +112,8 @@ public enum ConfigLoader {
             return .failure(ConfigDiagnostic(path: path, line: 0, key: nil, message: "is not valid UTF-8 text"))
         }
         let context = ConfigParser.Context(fileIsPrivate: file.ownerOnly,
-                                           readSecretFile: { SafeFile.readSecret($0, owner: owner) })
+                                           readSecretFile: { SafeFile.readSecret($0, owner: owner) },
+                                           checkTrustedFile: { SafeFile.check($0, owner: owner) })
         return ConfigParser.parse(text, path: path, context: context)
     }
 }

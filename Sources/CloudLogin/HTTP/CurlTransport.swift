@@ -3,23 +3,31 @@ import Glibc
 
 /// HTTPS over libcurl, set up for a process CloudLogin does not own (sudo, login, sshd):
 /// TLS verification always on, https only, no redirects, no signals, bounded time and size.
-/// Proxy variables are honoured as curl itself does (`https_proxy`, `no_proxy`).
+/// The proxy is the config's; the environment's proxy variables count only as `ProxyPolicy`
+/// says (opted in, and never in a setuid host).
 public final class CurlTransport: HTTPTransport {
     /// The largest answer read from an IdP; discovery documents and JWKS are a few KiB.
     public static let maximumResponseBytes = 1 << 20
 
     private let caFile: String?
     private let connectTimeoutMilliseconds: Int64
-    private let proxy: String?
+    private let proxy: ProxyPolicy
 
-    /// `proxy`: the config's proxy URL. Without one, the proxy variables of the environment
-    /// (`https_proxy`, `no_proxy`) are honoured as curl does — except in a setuid host (su,
-    /// sudo), whose environment belongs to the invoking user: there no proxy is used, so no
-    /// user can route CloudLogin through a server of theirs or make the IdP look unreachable.
-    public init(caFile: String?, connectTimeoutSeconds: Int, proxy: String? = nil) {
+    /// `proxy`: the config's proxy URL (none: no proxy). `proxyFromEnvironment`: the config's
+    /// `proxy_from_environment`; without it no proxy variable of the environment is read, so
+    /// no caller of su or sudo can route CloudLogin through a server of theirs or make the IdP
+    /// look unreachable.
+    public init(caFile: String?, connectTimeoutSeconds: Int, proxy: String? = nil, proxyFromEnvironment: Bool = false) {
         self.caFile = caFile
         self.connectTimeoutMilliseconds = Int64(truncatingIfNeeded: connectTimeoutSeconds) &* 1000
-        self.proxy = proxy
+        self.proxy = ProxyPolicy(proxy: proxy, fromEnvironment: proxyFromEnvironment)
+    }
+
+    /// The transport the config describes: `ca_file`, `connect_timeout`, `proxy`,
+    /// `proxy_from_environment`.
+    public convenience init(config: Config) {
+        self.init(caFile: config.caFile, connectTimeoutSeconds: config.connectTimeout,
+                  proxy: config.proxy, proxyFromEnvironment: config.proxyFromEnvironment)
     }
 
     public func send(_ request: HTTPRequest, deadline: Deadline) -> Result<HTTPResponse, TransportError> {
@@ -57,11 +65,7 @@ public final class CurlTransport: HTTPTransport {
         set(CCurl_setopt_long(curl, CURLOPT_SSL_VERIFYHOST, 2))
         set(CCurl_setopt_long(curl, CURLOPT_SSLVERSION, CURL_SSLVERSION_TLSv1_2))
         if let caFile { set(CCurl_setopt_string(curl, CURLOPT_CAINFO, caFile)) }
-        if let proxy {
-            set(CCurl_setopt_string(curl, CURLOPT_PROXY, proxy))
-        } else if CCurl_environment_is_untrusted() != 0 {
-            set(CCurl_setopt_string(curl, CURLOPT_PROXY, "")) // "": no proxy, environment ignored
-        }
+        if !proxy.apply(to: curl) { failed = true }
         set(CCurl_setopt_long(curl, CURLOPT_CONNECTTIMEOUT_MS, Int(truncatingIfNeeded: min(connectTimeoutMilliseconds, remaining))))
         set(CCurl_setopt_long(curl, CURLOPT_TIMEOUT_MS, Int(truncatingIfNeeded: remaining)))
         set(CCurl_setopt_long(curl, CURLOPT_MAXFILESIZE, Self.maximumResponseBytes))

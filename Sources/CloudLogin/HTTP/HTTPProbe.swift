@@ -16,11 +16,11 @@ public enum HTTPProbe {
         public var milliseconds: Int64
     }
 
-    /// Sends `method` to `url` with the same TLS rules as the module (https only, peer and host
-    /// verified, `caFile` as extra trust anchors, no redirects, bounded time). A POST sends
-    /// `jsonBody` as `application/json`.
+    /// Sends `method` to `url` with the same TLS and proxy rules as the module (https only, peer
+    /// and host verified, `caFile` as extra trust anchors, `proxy` as `ProxyPolicy` says, no
+    /// redirects, bounded time). A POST sends `jsonBody` as `application/json`.
     public static func send(_ method: HTTPRequest.Method, url: String, jsonBody: String = "{}", caFile: String?,
-                            timeoutSeconds: Int, clock: Clock = SystemClock()) -> Result<Answer, TransportError> {
+                            proxy: ProxyPolicy, timeoutSeconds: Int, clock: Clock = SystemClock()) -> Result<Answer, TransportError> {
         guard HTTPSURL.isValid(url) else { return .failure(.invalidURL(url)) }
         guard probeCurlIsReady, let curl = curl_easy_init() else { return .failure(.other("libcurl could not be initialised")) }
         defer { curl_easy_cleanup(curl) }
@@ -40,6 +40,7 @@ public enum HTTPProbe {
         set(CCurl_setopt_long(curl, CURLOPT_SSL_VERIFYHOST, 2))
         set(CCurl_setopt_long(curl, CURLOPT_SSLVERSION, CURL_SSLVERSION_TLSv1_2))
         if let caFile { set(CCurl_setopt_string(curl, CURLOPT_CAINFO, caFile)) }
+        if !proxy.apply(to: curl) { failed = true }
         set(CCurl_setopt_long(curl, CURLOPT_CONNECTTIMEOUT_MS, milliseconds))
         set(CCurl_setopt_long(curl, CURLOPT_TIMEOUT_MS, milliseconds))
         set(CCurl_setopt_long(curl, CURLOPT_MAXFILESIZE, CurlTransport.maximumResponseBytes))

@@ -73,7 +73,7 @@ public final class LoginFlow {
         let clock = SystemClock()
         let deadline = Deadline(clock: clock, seconds: config.timeout &+ localUpdateSeconds)
         return LoginFlow(config: config,
-                         transport: CurlTransport(caFile: config.caFile, connectTimeoutSeconds: config.connectTimeout, proxy: config.proxy),
+                         transport: CurlTransport(config: config),
                          cache: DiskMetadataCache(directory: config.cacheDirectory, log: log),
                          accounts: ShadowUtilsAccounts(deadline: deadline), state: StateDirectory(path: config.stateDirectory, deadline: deadline),
                          clock: clock, log: log, canChangeAccounts: geteuid() == 0)

@@ -9,6 +9,7 @@ import re
 import subprocess
 import threading
 import time
+import urllib.parse
 
 import pexpect
 import pytest
@@ -358,3 +359,76 @@ def test_check_says_whether_okta_group_mapping_is_on(okta: OktaServer):
     write_config(okta, client_id="0oa-check", redirect_uri="com.example.cloudlogin:/check")
     out = subprocess.run([cli, "check", "--config", str(CONFIG), "--pam-dir", "/etc/pam.d"], capture_output=True, text=True)
     assert "groups come from an ID token" in out.stdout + out.stderr, out.stdout + out.stderr
+
+
+# --- cloudlogin login --trace ------------------------------------------------------------------
+
+SECRET_MEMBERS = ("stateToken", "sessionToken", "access_token", "id_token", "refresh_token", "code", "code_verifier",
+                  "password", "passCode")
+
+
+def secrets_exchanged(requests: list[dict]) -> set[str]:
+    """Every token the server received or handed out in these requests: query parameters, form and
+    JSON bodies, and JSON answers (walked recursively)."""
+    found: set[str] = set()
+
+    def walk(value) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                if key in SECRET_MEMBERS and isinstance(inner, str) and inner:
+                    found.add(inner)
+                walk(inner)
+        elif isinstance(value, list):
+            for inner in value:
+                walk(inner)
+
+    for entry in requests:
+        query = urllib.parse.parse_qs(entry.get("query") or "")
+        walk({key: values[0] for key, values in query.items()})
+        walk(entry.get("body"))
+        walk(entry.get("response"))
+    return found
+
+
+def test_login_trace_shows_every_step_and_no_token(okta: OktaServer):
+    """`cloudlogin login --trace` with the groups exchange on: the steps are there (authn, the
+    /authorize request with its parameters, the token request), but neither the password nor the
+    stateToken, the sessionToken (a query parameter of /authorize), the code, the PKCE verifier,
+    the access token nor the ID token."""
+    okta.add_oidc_client("0oa-trace", "com.example.cloudlogin:/trace")
+    write_config(okta, users="admin_groups = g-admins\n", client_id="0oa-trace", redirect_uri="com.example.cloudlogin:/trace")
+    password = "Tara's pw 1 \u00e9"
+    okta.add_user("tara" + SUFFIX, password, groups=["g-admins"], factors=["totp"], totp_code="246810")
+    mark = okta.mark()
+    proc = subprocess.run([str(ROOT / "build" / "cloudlogin"), "login", "tara", "--password-stdin", "--trace", "--dry-run",
+                           "--config", str(CONFIG)], input=password + "\n246810\n", capture_output=True, text=True, timeout=60)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    requests = okta.requests_since(mark)
+    paths_seen = [entry["path"] for entry in requests]
+    assert "/api/v1/authn" in paths_seen and "/oauth2/default/v1/authorize" in paths_seen and "/oauth2/default/v1/token" in paths_seen
+    tokens = secrets_exchanged(requests)
+    kinds = {key for entry in requests for key in (entry.get("response") or {}) if key in SECRET_MEMBERS}
+    assert {"stateToken", "sessionToken", "access_token", "id_token"} <= kinds, kinds
+    leaked = sorted(token for token in tokens | {password, "246810"} if token in output)
+    assert leaked == [], f"in the trace: {leaked}\n{output}"
+    # The steps are still there, with what may be shown.
+    base = okta.base_url
+    def line(start: str) -> str:
+        found = [text for text in output.splitlines() if text.startswith(start)]
+        assert found, f"no line starting with {start!r} in:\n{output}"
+        return found[0]
+
+    authn = line(f"trace: [network] POST {base}/api/v1/authn (JSON body: {{")
+    assert "password=(hidden)" in authn and f"username=tara{SUFFIX}" in authn and "-> HTTP 200" in authn, authn
+    verify = line(f"trace: [network] POST {base}/api/v1/authn/factors/")
+    assert "passCode=(hidden)" in verify and "stateToken=(hidden)" in verify and "-> HTTP 200" in verify, verify
+    authorize = line(f"trace: [network] GET {base}/oauth2/default/v1/authorize?")
+    for shown in ("client_id=0oa-trace", "response_type=code", "prompt=none", "code_challenge_method=S256",
+                  "redirect_uri=com.example.cloudlogin%3A%2Ftrace", "sessionToken=(hidden)", "state=(hidden)"):
+        assert shown in authorize, (shown, authorize)
+    assert "-> HTTP 302 to com.example.cloudlogin:/trace?code=(hidden)&state=(hidden) in" in authorize, authorize
+    assert f"trace: [network] POST {base}/oauth2/default/v1/token (form body: grant_type=authorization_code&code=(hidden)&" \
+           "redirect_uri=com.example.cloudlogin%3A%2Ftrace&client_id=0oa-trace&code_verifier=(hidden)) -> HTTP 200 in" in output, output
+    assert "trace: [groups] groups: g-admins" in output, output
+    assert "trace: [pam] outcome accepted" in output, output
