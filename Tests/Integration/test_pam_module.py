@@ -284,12 +284,16 @@ def test_a_ca_file_others_can_write_makes_the_config_invalid(site: Site, idp: Le
         os.chown(ca, owner, 0)
         mark = idp.mark()
         run = site.pam(site.module_only(), "alice", PASSWORDS["alice"])
-        assert run.code == "PAM_SERVICE_ERR", run
+        # Never a yes from the untrusted config: alice (managed, online today) may only sign in
+        # offline under the built-in rule, where pam_unix checks her synced password.
+        assert run.code == "PAM_AUTHINFO_UNAVAIL", run
         fix = f"run chmod go-w {ca}" if owner == 0 else f"run chown root:root {ca}"
         assert any(str(site.config_path) in line and "idp.ca_file" in line and str(ca) in line and fix in line
                    for line in run.syslog), run.syslog
-        # Not through the shipped stack either (pam_unix after it is not asked), and nothing is sent.
-        assert site.pam(site.shipped_stack(), "alice", PASSWORDS["alice"]).code != "PAM_SUCCESS"
+        # A forged IdP gains nothing: another password does not pass the shipped stack, a name
+        # without an account is refused, and nothing is sent.
+        assert site.pam(site.shipped_stack(), "alice", "a password the forged IdP would accept").code != "PAM_SUCCESS"
+        assert site.pam(site.module_only(), "newcomer", "any").code == "PAM_AUTH_ERR"
         assert idp.requests_since(mark) == []
     os.chown(ca, 0, 0)
     os.chmod(ca, 0o644)
