@@ -167,6 +167,14 @@ def test_unsafe_config_never_says_yes_and_sends_nothing(site: Site, idp: LemonLD
     assert idp.requests_since(mark) == []
 
 
+def test_a_fifo_in_place_of_the_config_never_hangs_the_host(site: Site, tmp_path):
+    fifo = tmp_path / "fifo.conf"
+    os.mkfifo(fifo)
+    run = site.pam(site.module_only(f"debug config={fifo}"), "alice", PASSWORDS["alice"], timeout=20)
+    assert run.code != "PAM_SUCCESS", run
+    assert any("is not a regular file" in line for line in run.syslog), run.syslog
+
+
 def test_malformed_config_names_key_and_line(site: Site):
     site.config_path.write_text(site.config_path.read_text().replace("timeout = 5", "timeout = soon"))
     run = site.pam(site.module_only(), "alice", PASSWORDS["alice"])

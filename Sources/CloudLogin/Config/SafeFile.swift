@@ -31,7 +31,9 @@ public enum SafeFile {
     /// The content of `path` and whether only its owner can read it. Refuses a file not owned
     /// by `owner`, writable by group or others, not regular, or larger than 64 KiB.
     public static func read(_ path: String, owner: uid_t, secret: Bool = false) -> Result<(content: SecretBytes, ownerOnly: Bool), SafeFileError> {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY)
+        // O_NONBLOCK: a FIFO or device at the path must not hang the host (it is refused below
+        // as not a regular file); reading a regular file is unaffected.
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
         guard descriptor >= 0 else {
             let code = errno
             return .failure(code == ENOENT ? .missing(path) : .unreadable(path, errno: code))
