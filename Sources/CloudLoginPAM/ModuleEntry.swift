@@ -91,16 +91,7 @@ func authenticate(_ session: PAMSession) -> Int32 {
 /// a managed account is judged by its record under the built-in defaults.
 func accountManagement(_ session: PAMSession) -> Int32 {
     guard let user = session.user() else { return PAM_USER_UNKNOWN }
-    let accounts = SystemAccounts()
-    if EarlyScreen.localOnly(typedName: user, accounts: accounts) != nil { return PAM_IGNORE }
-    let config: Config
-    switch ConfigLoader.load(path: session.arguments.configPath) {
-    case .success(let loaded): config = loaded
-    case .failure(let problem):
-        if EarlyScreen.localOnlyWithoutConfig(typedName: user, accounts: accounts) != nil { return PAM_IGNORE }
-        session.error("configuration unusable: \(problem.description); judging \(user) by the built-in defaults")
-        config = Config()
-    }
+    guard let config = configForManagedPhase(session, user: user) else { return PAM_IGNORE }
     let decision = LoginFlow.system(config: config, log: session).accountDecision(user: user)
     let result = PAMResult(for: decision)
     if case .denied(let denial) = decision { session.record(result.logLevel, "account denied: \(denial.rawValue)") }
@@ -110,16 +101,7 @@ func accountManagement(_ session: PAMSession) -> Int32 {
 
 /// pam_sm_chauthtok: a managed user's password is changed at the IdP, not here.
 func changePassword(_ session: PAMSession) -> Int32 {
-    guard let user = session.user() else { return PAM_IGNORE }
-    let accounts = SystemAccounts()
-    if EarlyScreen.localOnly(typedName: user, accounts: accounts) != nil { return PAM_IGNORE }
-    let config: Config
-    switch ConfigLoader.load(path: session.arguments.configPath) {
-    case .success(let loaded): config = loaded
-    case .failure:
-        if EarlyScreen.localOnlyWithoutConfig(typedName: user, accounts: accounts) != nil { return PAM_IGNORE }
-        config = Config()
-    }
+    guard let user = session.user(), let config = configForManagedPhase(session, user: user) else { return PAM_IGNORE }
     let decision = LoginFlow.system(config: config, log: session).passwordChangeDecision(user: user)
     let result = PAMResult(for: decision)
     // Tell the user once, in the preliminary check (chauthtok runs twice).
@@ -127,4 +109,20 @@ func changePassword(_ session: PAMSession) -> Int32 {
         session.tell(message, isError: result.messageIsError)
     }
     return result.code
+}
+
+/// The config for the account and password phases, or nil when the rest of the stack decides
+/// alone: root and unmarked system accounts before any CloudLogin file is read, and every
+/// account without CloudLogin's mark when the config cannot be used. A managed account is
+/// judged by the built-in defaults then.
+func configForManagedPhase(_ session: PAMSession, user: String) -> Config? {
+    let accounts = SystemAccounts()
+    if EarlyScreen.localOnly(typedName: user, accounts: accounts) != nil { return nil }
+    switch ConfigLoader.load(path: session.arguments.configPath) {
+    case .success(let loaded): return loaded
+    case .failure(let problem):
+        if EarlyScreen.localOnlyWithoutConfig(typedName: user, accounts: accounts) != nil { return nil }
+        session.error("configuration unusable: \(problem.description); judging \(user) by the built-in defaults")
+        return Config()
+    }
 }

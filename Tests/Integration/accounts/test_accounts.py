@@ -80,13 +80,11 @@ class Cloud:
         (STATE / user).write_text(json.dumps(record))
 
 
-@pytest.fixture(scope="module")
-def cloud(tmp_path_factory):
-    idp = LemonLDAP(tmp_path_factory.mktemp("llng-accounts"))
-    idp.start()
+def config_text(idp: LemonLDAP) -> str:
+    """The config of the account tests (also test_upgrade.py's): offline 14 days, g-admins ->
+    sudo, g-dev -> developers, demote."""
     client_id, secret = idp.clients["confidential"]
-    CONFIG.parent.mkdir(exist_ok=True)
-    CONFIG.write_text(f"""[idp]
+    return f"""[idp]
 provider = oidc
 issuer = {idp.issuer}
 client_id = {client_id}
@@ -109,8 +107,16 @@ demote = yes
 
 [offline]
 allow = yes
-max_days = 14
-""")
+max_days = 14"""
+
+
+@pytest.fixture(scope="module")
+def cloud(tmp_path_factory):
+    idp = LemonLDAP(tmp_path_factory.mktemp("llng-accounts"))
+    idp.start()
+    CONFIG.parent.mkdir(exist_ok=True)
+    CONFIG.write_text(config_text(idp))
+
     os.chown(CONFIG, 0, 0)
     os.chmod(CONFIG, 0o600)
     for service in ("login", "sudo", "su", "passwd"):

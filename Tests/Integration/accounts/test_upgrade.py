@@ -27,6 +27,7 @@ import pytest
 
 from cltest import DRIVER, MODULE, ROOT
 from llng import LemonLDAP
+from test_accounts import config_text
 from sandbox import install_pam_service, pam_service, allow_sudo, run_su, run_sudo, user_exists
 
 PREVIOUS = ROOT / "build" / "previous"
@@ -129,36 +130,12 @@ def cloud(tmp_path_factory):
     require_previous_build()
     idp = LemonLDAP(tmp_path_factory.mktemp("llng-upgrade"))
     idp.start()
-    client_id, secret = idp.clients["confidential"]
     CONFIG.parent.mkdir(exist_ok=True)
     saved_config = CONFIG.read_bytes() if CONFIG.exists() else None
     saved_services = {service: (pathlib.Path("/etc/pam.d") / service).read_text() for service in SERVICES
                       if (pathlib.Path("/etc/pam.d") / service).exists()}
-    CONFIG.write_text(f"""[idp]
-provider = oidc
-issuer = {idp.issuer}
-client_id = {client_id}
-client_secret = {secret}
-ca_file = {idp.ca_file}
-username_suffix = {SUFFIX}
-timeout = 5
-connect_timeout = 2
+    CONFIG.write_text(config_text(idp))
 
-[users]
-name_claim = preferred_username
-min_uid = 1000
-exclude = root
-create = yes
-shell = /bin/bash
-admin_groups = g-admins
-admin_local_group = sudo
-group_map = g-dev:developers
-demote = yes
-
-[offline]
-allow = yes
-max_days = 14
-""")
     os.chown(CONFIG, 0, 0)
     os.chmod(CONFIG, 0o600)
     subprocess.run(["groupadd", "-f", "developers"], check=True)
