@@ -75,7 +75,7 @@ public struct PAMResult: Equatable, Sendable {
             self.init(code: PAM_AUTHINFO_UNAVAIL, message: "Cloud sign-in is misconfigured; trying offline sign-in.", messageIsError: false, logLevel: .error)
         case .configInvalid(_, offlineFor: nil):
             self.init(code: PAM_AUTH_ERR, message: "Cloud sign-in is misconfigured; tell your administrator.", messageIsError: true, logLevel: .error)
-        case .accountStoreFailed:
+        case .accountStoreFailed, .localNameNotSet:
             self.init(code: PAM_SYSTEM_ERR, message: "Could not update the local account.", messageIsError: true, logLevel: .error)
         case .noPassword:
             self.init(code: PAM_AUTH_ERR, message: nil, messageIsError: false, logLevel: .notice)
@@ -86,6 +86,8 @@ public struct PAMResult: Equatable, Sendable {
     /// modules after it (expiry, nologin) under `sufficient`.
     public init(for decision: AccountDecision) {
         switch decision {
+        case .noUser:
+            self.init(code: PAM_USER_UNKNOWN, message: nil, messageIsError: false, logLevel: .notice)
         case .notManaged, .inGoodStanding:
             self.init(code: PAM_IGNORE, message: nil, messageIsError: false, logLevel: .debug)
         case .denied(let denial):
@@ -103,6 +105,18 @@ public struct PAMResult: Equatable, Sendable {
                       messageIsError: true, logLevel: .notice)
         }
     }
+
+    /// The credentials-phase result: CloudLogin sets no credentials, and answers only after its
+    /// own sign-in in the same PAM handle (PAM_IGNORE otherwise, so another module's setcred runs).
+    public init(forCredentialsAfterOwnSignIn signedIn: Bool) {
+        self.init(code: signedIn ? PAM_SUCCESS : PAM_IGNORE, message: nil, messageIsError: false, logLevel: .debug)
+    }
+
+    /// The answer to a PAM phase CloudLogin does not provide.
+    public static let unknownPhase = PAMResult(code: PAM_SERVICE_ERR, message: nil, messageIsError: false, logLevel: .error)
+
+    /// PAM_SUCCESS, for hosts that ask whether a result is a yes.
+    public static let success: Int32 = PAM_SUCCESS
 
     /// The name of a PAM code, for logs and the CLI.
     public static func name(of code: Int32) -> String {

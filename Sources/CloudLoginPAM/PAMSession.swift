@@ -3,12 +3,23 @@ import CloudLogin
 
 /// What one call into the module has to work with: the PAM handle, its flags and arguments.
 /// Owns every use of the handle, so the rest of the code never touches PAM.
-struct PAMSession: EventLog {
+struct PAMSession: EventLog, SignInHost {
     let handle: OpaquePointer
     let flags: Int32
     let arguments: ModuleArguments
 
     var isSilent: Bool { UInt32(bitPattern: flags) & PAM_SILENT != 0 }
+    /// The first of pam_chauthtok's two calls.
+    var isPreliminaryCheck: Bool { flags & PAM_PRELIM_CHECK != 0 }
+
+    var log: EventLog { self }
+    var configPath: String { arguments.configPath }
+
+    func show(_ message: String, isError: Bool) { tell(message, isError: isError) }
+
+    func rememberSignIn(_ accepted: Bool) { _ = CShim_set_authenticated(handle, accepted ? 1 : 0) }
+
+    func signedInHere() -> Bool { CShim_was_authenticated(handle) != 0 }
 
     func record(_ level: LogLevel, _ message: String) {
         let priority: Int32

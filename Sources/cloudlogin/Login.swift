@@ -28,37 +28,43 @@ struct Login: ParsableCommand {
     func run() throws {
         let config = try options.load()
         let log = TerminalLog(trace: trace)
-        let clock = SystemClock()
-        let transport = TracingTransport(CurlTransport(config: config), clock: clock, log: log)
-        var cache: MetadataCache?
-        if let disk = DiskMetadataCache(directory: config.cacheDirectory, log: log) {
-            cache = TracingCache(disk, clock: clock, log: log)
-        } else {
-            log.step("cache", "the cache \(config.cacheDirectory) is not used (not root, or unsafe): discovery and JWKS come from the network")
-        }
-        let accounts = TracingAccounts(ShadowUtilsAccounts(), log: log, dryRun: dryRun)
-        let state = TracingState(StateDirectory(path: config.stateDirectory), directory: config.stateDirectory, log: log, dryRun: dryRun)
-        let canChange = geteuid() == 0
-        let flow = LoginFlow(config: config, transport: transport, cache: cache, accounts: accounts, state: state,
-                             clock: clock, log: log, canChangeAccounts: canChange)
+        let host = TerminalHost(user: user, configPath: config.path, log: log, conversation: TerminalConversation(fromStandardInput: passwordStdin),
+                                passwordStdin: passwordStdin)
         log.step("config", "\(config.path): provider \(config.provider.rawValue), issuer \(config.issuer ?? config.oktaDomain ?? "-"), client \(config.clientID), username_suffix '\(config.usernameSuffix)'")
-        if !canChange { log.step("local", "not running as root: the local account is not changed (as in a screen locker)") }
-        switch flow.screen(typedName: user) {
-        case .cloud(let login, let localName):
-            log.step("screen", "cloud user: the IdP is asked about \(login)" + (localName.map { "; local name \($0)" } ?? "; the local name comes from the \(config.nameClaim) claim"))
-        case .localOnly(let reason):
+        // The module's seams, each wrapped to tell what happens (and, with --dry-run, to change
+        // nothing): the same phases run as in the module (`SignIn.authenticate`).
+        var tracedAccounts: TracingAccounts?
+        let report = SignIn.authenticate(host, seams: { config, network in
+            var seams = SignInSeams.system(config: config, log: log, network: network)
+            seams.transport = TracingTransport(seams.transport, clock: seams.clock, log: log)
+            if let disk = seams.cache {
+                seams.cache = TracingCache(disk, clock: seams.clock, log: log)
+            } else if network {
+                log.step("cache", "the cache \(config.cacheDirectory) is not used (not root, or unsafe): discovery and JWKS come from the network")
+            }
+            let accounts = TracingAccounts(seams.accounts, log: log, dryRun: dryRun)
+            tracedAccounts = accounts
+            seams.accounts = accounts
+            seams.state = TracingState(seams.state, directory: config.stateDirectory, log: log, dryRun: dryRun)
+            if !seams.canChangeAccounts { log.step("local", "not running as root: the local account is not changed (as in a screen locker)") }
+            switch LoginFlow(config: config, seams: seams).screen(typedName: user) {
+            case .cloud(let login, let localName):
+                log.step("screen", "cloud user: the IdP is asked about \(login)" + (localName.map { "; local name \($0)" } ?? "; the local name comes from the \(config.nameClaim) claim"))
+            case .localOnly(let reason):
+                log.step("screen", "local-only user (\(reason.rawValue)): left to pam_unix; the password is not asked for and never sent")
+            case .refuse(let reason):
+                log.step("screen", "refused before anything is sent: \(reason.rawValue)")
+            }
+            return seams
+        })
+        if case .notCloudUser(let reason) = report.outcome, tracedAccounts == nil {
             log.step("screen", "local-only user (\(reason.rawValue)): left to pam_unix; the password is not asked for and never sent")
-        case .refuse(let reason):
-            log.step("screen", "refused before anything is sent: \(reason.rawValue)")
-        }
-        let conversation = TerminalConversation(fromStandardInput: passwordStdin)
-        let outcome = flow.authenticate(typedName: user, conversation: conversation) {
-            passwordStdin ? PasswordReader.fromStandardInput() : PasswordReader.fromTerminal(prompt: "Password: ")
         }
         if trace {
-            for fetch in flow.directory.fetches { printError("trace: fetched \(TraceRedaction.url(fetch))") }
+            for fetch in report.fetches { printError("trace: fetched \(TraceRedaction.url(fetch))") }
         }
-        let result = PAMResult(for: outcome)
+        let outcome = report.outcome
+        let result = report.result
         if case .accepted(let identity, let localName, let created) = outcome {
             log.step("claims", "verified identity: subject \(identity.subject), claims \(identity.claims.keys.sorted().joined(separator: ", ")) (no token is shown)")
             let claimValue = identity.claims[config.nameClaim]?.stringValue ?? "?"
@@ -66,7 +72,8 @@ struct Login: ParsableCommand {
             let groups = identity.groups(claim: config.groupsClaim)
             log.step("groups", "\(config.groupsClaim): \(groups.isEmpty ? "none" : groups.joined(separator: ", "))")
         }
-        if accounts.changes.isEmpty, case .accepted = outcome { log.step("local", "nothing to change: the local account already matches") }
+        let changes = tracedAccounts?.changes ?? []
+        if changes.isEmpty, case .accepted = outcome { log.step("local", "nothing to change: the local account already matches") }
         log.step("pam", "outcome \(outcome.summary) -> \(PAMResult.name(of: result.code))")
         print("outcome: \(outcome.summary)")
         print("pam: \(PAMResult.name(of: result.code))")
@@ -79,10 +86,11 @@ struct Login: ParsableCommand {
                 print("claim \(key): \(render(value))")
             }
         }
+        print("syslog: \(report.summary)")
         if dryRun {
-            print(accounts.changes.isEmpty ? "dry run: no local change" : "dry run: would " + accounts.changes.joined(separator: "; "))
+            print(changes.isEmpty ? "dry run: no local change" : "dry run: would " + changes.joined(separator: "; "))
         }
-        if result.code != 0 { throw ExitCode(3) }
+        if result.code != PAMResult.success { throw ExitCode(3) }
     }
 
     func render(_ value: JSONValue) -> String {
@@ -139,6 +147,41 @@ enum PasswordReader {
         byte = 0
         return sawAny ? .password(secret) : .unavailable
     }
+}
+
+/// `cloudlogin login` as the host of the module's phases: the user name from the command line,
+/// the password from the terminal or standard input, messages on the terminal. It has no PAM
+/// handle: PAM_USER and the setcred bookkeeping are only reported.
+struct TerminalHost: SignInHost {
+    let typedName: String
+    let configPath: String
+    let terminal: TerminalLog
+    let conversation: TerminalConversation
+    let passwordStdin: Bool
+
+    init(user: String, configPath: String, log: TerminalLog, conversation: TerminalConversation, passwordStdin: Bool) {
+        self.typedName = user
+        self.configPath = configPath
+        self.terminal = log
+        self.conversation = conversation
+        self.passwordStdin = passwordStdin
+    }
+
+    var log: EventLog { terminal }
+    func user() -> String? { typedName }
+    func password() -> PasswordAnswer {
+        passwordStdin ? PasswordReader.fromStandardInput() : PasswordReader.fromTerminal(prompt: "Password: ")
+    }
+    func setUser(_ name: String) -> Bool {
+        terminal.step("pam", "PAM_USER becomes \(name) (login re-reads it)")
+        return true
+    }
+    /// The result message is printed by the command itself ("user sees: …").
+    func show(_ message: String, isError: Bool) {}
+    func rememberSignIn(_ accepted: Bool) {}
+    func signedInHere() -> Bool { false }
+    func ask(_ prompt: String, secret: Bool) -> SecretBytes? { conversation.ask(prompt, secret: secret) }
+    func tell(_ text: String) { conversation.tell(text) }
 }
 
 /// The CLI's side of an MFA dialogue: questions on the terminal (or, with --password-stdin,

@@ -256,7 +256,7 @@ import Testing
         let world = World(claims: Self.alice)
         world.accounts.failing = "useradd"
         guard case .accountStoreFailed(let why) = world.login() else { Issue.record("tool failure not reported"); return }
-        #expect(why.contains("useradd failed"))
+        #expect(why.description.contains("useradd failed"))
         // The record was written before the account: bound, never online, so never offline.
         #expect(world.state.records["alice"]?.subject == "s-alice")
         #expect(world.state.records["alice"]?.lastOnlineSuccess == 0)

@@ -5,6 +5,7 @@ import Testing
 
 @Suite struct PAMResultTests {
     static let identity = Identity(subject: "alice", idpLogin: "alice@example.com", claims: [:])
+    static let badFile = ConfigDiagnostic(path: "/etc/cloudlogin/cloudlogin.conf", line: 3, key: "idp.timeout", message: "'soon' must be a whole number")
     static let down = IdPClassifier.problem(.connect("refused"), stage: .token)
     static let badClient = IdPProblem(stage: .token, cause: .oauthError(.invalidClient, status: 401))
 
@@ -36,9 +37,10 @@ import Testing
         (.refusedHere(.groupsTakenAway), PAM_AUTH_ERR, "Sign-in refused on this computer: your identity provider took away group rights this session still holds; sign out and sign in again."),
         (.idpUnavailable(down, localName: "alice"), PAM_AUTHINFO_UNAVAIL, "Identity provider unreachable; trying offline sign-in."),
         (.idpMisconfigured(badClient, localName: nil), PAM_AUTHINFO_UNAVAIL, "Cloud sign-in is misconfigured; tell your administrator."),
-        (.configInvalid("bad file", offlineFor: nil), PAM_AUTH_ERR, "Cloud sign-in is misconfigured; tell your administrator."),
-        (.configInvalid("bad file", offlineFor: "alice"), PAM_AUTHINFO_UNAVAIL, "Cloud sign-in is misconfigured; trying offline sign-in."),
-        (.accountStoreFailed("disk full"), PAM_SYSTEM_ERR, "Could not update the local account."),
+        (.configInvalid(badFile, offlineFor: nil), PAM_AUTH_ERR, "Cloud sign-in is misconfigured; tell your administrator."),
+        (.configInvalid(badFile, offlineFor: "alice"), PAM_AUTHINFO_UNAVAIL, "Cloud sign-in is misconfigured; trying offline sign-in."),
+        (.accountStoreFailed(.toolFailed("useradd", "disk full")), PAM_SYSTEM_ERR, "Could not update the local account."),
+        (.localNameNotSet("alice"), PAM_SYSTEM_ERR, "Could not update the local account."),
         (.noPassword, PAM_AUTH_ERR, nil),
     ] as [(Outcome, Int32, String?)])
     func outcomeMapsToCode(_ outcome: Outcome, _ code: Int32, _ message: String?) {
@@ -50,7 +52,8 @@ import Testing
     @Test func onlyAcceptedIsSuccess() {
         let outcomes: [Outcome] = [.rejected(.badCredentials), .notCloudUser(.root), .idpUnavailable(Self.down, localName: nil), .idpMisconfigured(Self.badClient, localName: nil),
                                    .refusedHere(.subjectMismatch), .offlineRefused(problem: Self.down, reason: .tooOld),
-                                   .configInvalid("", offlineFor: nil), .configInvalid("", offlineFor: "a"), .accountStoreFailed(""), .noPassword]
+                                   .configInvalid(Self.badFile, offlineFor: nil), .configInvalid(Self.badFile, offlineFor: "a"),
+                                   .accountStoreFailed(.stateFailed("full")), .localNameNotSet("a"), .noPassword]
         for outcome in outcomes { #expect(PAMResult(for: outcome).code != PAM_SUCCESS) }
     }
 
@@ -80,5 +83,35 @@ import Testing
         #expect(arguments.debug)
         #expect(arguments.unknown == ["bogus"])
         #expect(ModuleArguments([]).configPath == "/etc/cloudlogin/cloudlogin.conf")
+    }
+
+    /// Every case of every reason enum has its row: refusals and rejections are never a yes and
+    /// always PAM_AUTH_ERR, local-only users PAM_IGNORE, account denials PAM_PERM_DENIED.
+    @Test func everyReasonHasARowInTheCodeTable() {
+        for reason in RejectionReason.allCases {
+            #expect(PAMResult(for: .rejected(reason)).code == PAM_AUTH_ERR, "\(reason)")
+        }
+        for refusal in AccountRefusal.allCases {
+            let result = PAMResult(for: .refusedHere(refusal))
+            #expect(result.code == PAM_AUTH_ERR, "\(refusal)")
+            #expect(result.message == "Sign-in refused on this computer: \(refusal.rawValue).")
+        }
+        for reason in LocalOnlyReason.allCases {
+            let result = PAMResult(for: .notCloudUser(reason))
+            #expect(result.code == PAM_IGNORE && result.message == nil, "\(reason)")
+        }
+        for refusal in OfflineRefusal.allCases {
+            let result = PAMResult(for: .offlineRefused(problem: Self.down, reason: refusal))
+            #expect(result.code == PAM_AUTH_ERR, "\(refusal)")
+            #expect(result.message?.hasSuffix("\(refusal.rawValue).") == true)
+        }
+        for denial in AccountDenial.allCases {
+            let result = PAMResult(for: AccountDecision.denied(denial))
+            #expect(result.code == PAM_PERM_DENIED && result.message == "Access denied: \(denial.rawValue).", "\(denial)")
+        }
+        #expect(PAMResult(for: AccountDecision.noUser).code == PAM_USER_UNKNOWN)
+        #expect(PAMResult(forCredentialsAfterOwnSignIn: true).code == PAM_SUCCESS)
+        #expect(PAMResult(forCredentialsAfterOwnSignIn: false).code == PAM_IGNORE)
+        #expect(PAMResult.unknownPhase.code == PAM_SERVICE_ERR)
     }
 }

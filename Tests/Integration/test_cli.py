@@ -70,3 +70,23 @@ def test_login_trace_lists_the_requests(site: Site):
     assert result.returncode == 0
     assert "trace: asking the IdP about alice" in result.stderr
     assert "trace: fetched GET" in result.stderr
+
+
+def _without_latency(line: str) -> str:
+    head, _, _ = line.rpartition("; ")
+    return head
+
+
+def test_login_and_the_module_write_the_same_summary_line(site: Site):
+    """`cloudlogin login` runs the module's phases (SignIn): for the same sign-ins it writes the
+    same syslog summary line as the module in real libpam (the latency aside)."""
+    for password, code in ((PASSWORDS["alice"], "PAM_SUCCESS"), ("wrong", "PAM_AUTH_ERR")):
+        run = site.pam(site.module_only(), "alice", password)
+        assert run.code == code, run
+        module = [line.split(": ", 1)[1] for line in run.syslog if "authentication " in line]
+        assert len(module) == 1, run.syslog
+        result = cloudlogin("login", "alice", "--password-stdin", "--config", str(site.config_path), stdin=password + "\n")
+        cli = [line[len("syslog: "):] for line in result.stdout.splitlines() if line.startswith("syslog: ")]
+        assert len(cli) == 1, result.stdout
+        assert _without_latency(cli[0]) == _without_latency(module[0]), (cli[0], module[0])
+        assert f"; {code}; online; idp " in cli[0]

@@ -293,7 +293,7 @@ public struct AccountSync {
 }
 
 /// Why a sign-in the IdP accepted is still refused on this machine.
-public enum AccountRefusal: String, Equatable, Sendable {
+public enum AccountRefusal: String, Equatable, Sendable, CaseIterable {
     case unmappableName = "the cloud identity has no valid local user name in this computer's domain"
     case nameMismatch = "the cloud identity maps to another local user name"
     case localOnlyName = "the cloud identity maps to a local-only account"

@@ -35,7 +35,7 @@ public struct Identity: Equatable, Sendable {
 
 /// Why the IdP said no. All of them are `PAM_AUTH_ERR`, so names cannot be probed; the
 /// reason goes to the log and (later) to the offline policy.
-public enum RejectionReason: String, Equatable, Sendable {
+public enum RejectionReason: String, Equatable, Sendable, CaseIterable {
     /// Wrong password, or the IdP does not say which of password/user is wrong.
     case badCredentials = "bad credentials"
     case unknownUser = "unknown user"

@@ -52,31 +52,30 @@ public final class LoginFlow {
     private let caller: CallerCredentials
     public let directory: ProviderDirectory
 
-    public init(config: Config, transport: HTTPTransport, cache: MetadataCache?, accounts: LocalAccountStore,
-                state: ManagedUserStore, clock: Clock, log: EventLog, canChangeAccounts: Bool,
-                caller: CallerCredentials = ProcessCredentials()) {
+    /// The flow for `config`, with the world of `seams`.
+    public init(config: Config, seams: SignInSeams) {
         self.config = config
-        self.transport = transport
-        self.accounts = accounts
-        self.state = state
-        self.clock = clock
-        self.log = log
-        self.canChangeAccounts = canChangeAccounts
-        self.caller = caller
-        self.directory = ProviderDirectory(config: config, transport: transport, cache: cache, clock: clock, log: log)
+        self.transport = seams.transport
+        self.accounts = seams.accounts
+        self.state = seams.state
+        self.clock = seams.clock
+        self.log = seams.log
+        self.canChangeAccounts = seams.canChangeAccounts
+        self.caller = seams.caller
+        self.directory = ProviderDirectory(config: config, transport: seams.transport, cache: seams.cache, clock: seams.clock, log: seams.log)
     }
 
-    /// The flow with the real world: libcurl, the cache and state directories, NSS and
-    /// shadow-utils, the system clock. Account changes only when running as root. One deadline
-    /// for the whole call: the IdP exchange, the state lock and the account tools.
+    /// The flow with each seam given by name (tests).
+    public convenience init(config: Config, transport: HTTPTransport, cache: MetadataCache?, accounts: LocalAccountStore,
+                            state: ManagedUserStore, clock: Clock, log: EventLog, canChangeAccounts: Bool,
+                            caller: CallerCredentials = ProcessCredentials()) {
+        self.init(config: config, seams: SignInSeams(transport: transport, cache: cache, accounts: accounts, state: state, clock: clock,
+                                                     log: log, caller: caller, canChangeAccounts: canChangeAccounts))
+    }
+
+    /// The flow with the real world (`SignInSeams.system`).
     public static func system(config: Config, log: EventLog) -> LoginFlow {
-        let clock = SystemClock()
-        let deadline = Deadline(clock: clock, seconds: config.timeout &+ localUpdateSeconds)
-        return LoginFlow(config: config,
-                         transport: CurlTransport(config: config),
-                         cache: DiskMetadataCache(directory: config.cacheDirectory, log: log),
-                         accounts: ShadowUtilsAccounts(deadline: deadline), state: StateDirectory(path: config.stateDirectory, deadline: deadline),
-                         clock: clock, log: log, canChangeAccounts: geteuid() == 0)
+        LoginFlow(config: config, seams: .system(config: config, log: log))
     }
 
     var sync: AccountSync {
@@ -170,7 +169,7 @@ public final class LoginFlow {
             case .refused(let refusal): return .refusedHere(refusal)
             case .failed(let error):
                 log.error("local account update failed: \(error)")
-                return .accountStoreFailed(error.description)
+                return .accountStoreFailed(error)
             }
         case .mfaRequired(let passwordVerified):
             return passwordOnly(passwordVerified: passwordVerified, login: login, localName: localName, password: secret)
@@ -204,7 +203,7 @@ public final class LoginFlow {
     /// This flow is built with the built-in defaults (`Config()`): a managed account may sign
     /// in offline under the built-in rule (14 days, never after the IdP refused it); anything
     /// else is refused.
-    public func withoutConfig(typedName: String, problem: String) -> Outcome {
+    public func withoutConfig(typedName: String, problem: ConfigDiagnostic) -> Outcome {
         let localName = typedName.contains("@") ? managedName(forLogin: typedName) : typedName
         guard let localName, accounts.account(named: localName) != nil, case .managed(let record) = standing(of: localName) else {
             return .configInvalid(problem, offlineFor: nil)
@@ -214,7 +213,8 @@ public final class LoginFlow {
             guard groupsTakenAway(localName: localName).isEmpty else { return .refusedHere(.groupsTakenAway) }
             return .configInvalid(problem, offlineFor: localName)
         case .refused(let reason):
-            return .configInvalid("\(problem); offline sign-in refused: \(reason.rawValue)", offlineFor: nil)
+            log.notice("offline sign-in of \(localName) under the built-in rule refused: \(reason.rawValue)")
+            return .configInvalid(problem, offlineFor: nil)
         }
     }
 

@@ -21,7 +21,7 @@ public enum OfflinePolicy {
 }
 
 /// Why offline sign-in was refused.
-public enum OfflineRefusal: String, Equatable, Sendable {
+public enum OfflineRefusal: String, Equatable, Sendable, CaseIterable {
     case turnedOff = "offline sign-in is turned off ([offline] allow = no)"
     case neverOnline = "this account has not signed in online on this machine yet"
     case revoked = "the identity provider refused this account since its last online sign-in"

@@ -28,9 +28,12 @@ public enum Outcome: Equatable, Sendable {
     /// CloudLogin's own config is missing, unreadable, unsafe or invalid, for a user who is not
     /// a local one. `offlineFor`: the managed account that may sign in offline under the
     /// built-in rule (pam_unix checks its synced password); nil: refused.
-    case configInvalid(String, offlineFor: String?)
+    case configInvalid(ConfigDiagnostic, offlineFor: String?)
     /// The local account could not be created or updated.
-    case accountStoreFailed(String)
+    case accountStoreFailed(AccountError)
+    /// The IdP said yes for the local account `localName`, but the host would not take that
+    /// name as the signed-in user (PAM_USER could not be set).
+    case localNameNotSet(String)
     /// The application's conversation could not give a password (e.g. `sudo -n`).
     case noPassword
 
@@ -48,13 +51,14 @@ public enum Outcome: Equatable, Sendable {
         case .configInvalid(let why, let offline?): return "configuration error, offline sign-in of \(offline) allowed under the built-in rule: \(why)"
         case .configInvalid(let why, nil): return "configuration error: \(why)"
         case .accountStoreFailed(let why): return "local account update failed: \(why)"
+        case .localNameNotSet(let name): return "accepted, but PAM_USER could not be set to the local name \(name)"
         case .noPassword: return "no password could be obtained"
         }
     }
 }
 
 /// Why a user is left to the rest of the PAM stack.
-public enum LocalOnlyReason: String, Equatable, Sendable {
+public enum LocalOnlyReason: String, Equatable, Sendable, CaseIterable {
     case root = "root"
     case excluded = "listed in exclude"
     case systemAccount = "uid below min_uid"
@@ -64,6 +68,8 @@ public enum LocalOnlyReason: String, Equatable, Sendable {
 
 /// The account phase (`pam_sm_acct_mgmt`) for one user.
 public enum AccountDecision: Equatable, Sendable {
+    /// The application gave no user name.
+    case noUser
     /// Not managed by CloudLogin: the rest of the stack decides.
     case notManaged
     /// Managed and in good standing: the rest of the stack still decides (never a bare yes).
@@ -71,7 +77,7 @@ public enum AccountDecision: Equatable, Sendable {
     case denied(AccountDenial)
 }
 
-public enum AccountDenial: String, Equatable, Sendable {
+public enum AccountDenial: String, Equatable, Sendable, CaseIterable {
     case revoked = "the identity provider refused this account"
     case notAllowed = "the account is no longer in allow_groups"
     case recordUnreadable = "CloudLogin's record of this account cannot be read"
