@@ -31,7 +31,7 @@ public enum Outcome: Equatable, Sendable {
     case configInvalid(String, offlineFor: String?)
     /// The local account could not be created or updated.
     case accountStoreFailed(String)
-    /// The application's conversation could not give a password (e.g. `sudo -n`).
+    /// The application could not give a user name or a password (e.g. `sudo -n`).
     case noPassword
 
     /// A short, secret-free description for logs.
