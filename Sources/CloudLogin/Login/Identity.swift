@@ -17,7 +17,6 @@ public struct Identity: Equatable, Sendable {
     }
 
     public var displayName: String? { claims["name"]?.stringValue }
-    public var email: String? { claims["email"]?.stringValue }
 
     /// Values of the groups claim: an array of strings, or one string whose values are
     /// separated by ';' or ',' (as some IdPs send multi-valued attributes).
