@@ -20,8 +20,8 @@ public struct Config: Sendable {
         case none
     }
 
-    /// What an "MFA required" answer to the password grant means (docs/design.md, "Behaviour";
-    /// docs/security.md §5).
+    /// What an "MFA required" answer to the password grant means (docs/design.md, "Situation
+    /// by situation"; docs/security.md §5).
     public enum MFARequiredPolicy: String, Sendable, CaseIterable {
         case deny
         case passwordVerified = "password-verified"
