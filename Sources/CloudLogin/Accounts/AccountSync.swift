@@ -252,9 +252,10 @@ public struct AccountSync {
     /// After a definite "no" from the IdP: if the refused password is the synced one (or the
     /// answer revokes offline sign-in by itself, `RejectionReason.revokesOfflineSignIn`),
     /// offline sign-in stops until the next online success, and the groups CloudLogin granted
-    /// are taken back. A mistyped password changes nothing. An account that carries the mark but lost its record gets a record again
-    /// (unbound: the next online success binds it), and loses every group CloudLogin could
-    /// have granted, since its grants can no longer be told from an admin's.
+    /// are taken back. A mistyped password changes nothing. An account that carries the mark
+    /// but lost its record gets a record again (unbound: the next online success binds it), and
+    /// loses every group CloudLogin could have granted, since its grants can no longer be told
+    /// from an admin's.
     public func recordRejection(localName: String, login: String, reason: RejectionReason, password: SecretBytes) {
         guard canChangeAccounts, accounts.account(named: localName) != nil else { return }
         let marked = accounts.isMarked(localName)
