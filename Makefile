@@ -1,15 +1,33 @@
-# CloudLogin — build, test, demo, install.
+# CloudLogin — build, test, demo, install. The sections below follow this list.
 #
-#   make            build the release module and CLI into build/
-#   make test       unit tests, trap lint, integration tests against a real IdP and libpam
-#   make demo       end to end: local IdP over HTTPS, a real PAM stack, the built module
-#   make install    DESTDIR/PREFIX honoured
-#   make bench      CloudLogin against pam_unix, pam_exec+curl and bare curl -> BENCHMARKS.md
-#   make fuzz       libFuzzer + ASan on the parsers, FUZZ_SECONDS each (seed corpus: Fuzz/Corpus)
+# Build
+#   make, make build   the release module and CLI into build/ (and build/pamdriver, the tests' PAM driver)
+#   make print-release-flags   the release build flags (scripts/build-previous uses them)
+# Test (docs/testing.md)
+#   make test          lint, unit tests, integration tests (what CI runs, then a short fuzz pass)
+#   make lint          the trap lint, scripts/check-traps, and its tests (docs/traps.md)
+#   make unit-test     swift test
+#   make integration-test   real libpam, login, sudo, su and IdPs, as root in the sandbox
+#   make previous      build/previous/: the previous release's module and CLI, for the upgrade test
+# Fuzz
+#   make fuzz          libFuzzer + ASan on the parsers, FUZZ_SECONDS each (seed corpus: Fuzz/Corpus)
+# Bench
+#   make bench         CloudLogin against pam_unix, pam_exec+curl and bare curl -> BENCHMARKS.md
+# Demo
+#   make demo          end to end: local IdP over HTTPS, a real PAM stack, the built module
+# Install
+#   make install       the module, the CLI, the stacks, the example config and the man pages;
+#   make uninstall     DESTDIR/PREFIX honoured
+# Debian package
+#   make deb           build/cloudlogin_VERSION_ARCH.deb (dpkg-deb; see scripts/build-deb)
+# Housekeeping
+#   make deps          the Debian packages needed to build and test (scripts/install-deps)
+#   make clean
 
 PREFIX      ?= /usr
 DESTDIR     ?=
 SYSCONFDIR  ?= /etc
+MANDIR      ?= $(PREFIX)/share/man
 MULTIARCH   := $(shell dpkg-architecture -qDEB_HOST_MULTIARCH 2>/dev/null || gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 PAMDIR      ?= /lib/$(MULTIARCH)/security
 SWIFT       ?= swift
@@ -17,19 +35,23 @@ PYTHON      ?= python3
 TMPDIR      := $(CURDIR)/.tmp
 export TMPDIR
 
+BUILD := build
+
+.PHONY: all build print-release-flags test lint unit-test integration-test previous fuzz bench demo \
+	install install-man uninstall uninstall-man deb deps clean
+
+# ---- Build ----------------------------------------------------------------------------------
+
+all: build
+
 # The release module: Swift runtime linked in, nothing exported but pam_sm_*, every symbol
-# resolved at link time, never unloaded (libpam dlcloses at pam_end; FACTS.md).
+# resolved at link time, never unloaded (libpam dlcloses at pam_end; docs/facts.md, "Building
+# the module").
 # release_flags(SOURCE): with SOURCE's own export list (scripts/build-previous builds an older tree).
 release_flags = -c release -Xswiftc -static-stdlib \
 	-Xlinker --version-script=$(1)/CShim/exports.map \
 	-Xlinker -z -Xlinker nodelete -Xlinker -z -Xlinker defs
 RELEASE_FLAGS := $(call release_flags,$(CURDIR))
-
-BUILD := build
-
-.PHONY: deps all build test unit-test integration-test lint demo install uninstall clean fuzz bench previous print-release-flags
-
-all: build
 
 build: $(BUILD)/pam_cloudlogin.so $(BUILD)/cloudlogin $(BUILD)/pamdriver
 
@@ -48,6 +70,14 @@ $(TMPDIR):
 
 FORCE:
 
+# The release flags for the tree at RELEASE_SOURCE (used by scripts/build-previous).
+print-release-flags:
+	@echo '$(call release_flags,$(RELEASE_SOURCE))'
+
+# ---- Test -----------------------------------------------------------------------------------
+
+test: lint unit-test integration-test
+
 lint:
 	$(PYTHON) -m pytest -q -p no:cacheprovider scripts/test_check_traps.py
 	$(PYTHON) scripts/check-traps Sources/CloudLogin Sources/CloudLoginPAM
@@ -57,31 +87,50 @@ unit-test: | $(TMPDIR)
 
 # Inside a private mount namespace with an overlay over /etc: the module creates accounts.
 # `previous`: the upgrade test (accounts/test_upgrade.py) signs in with records of the release.
+# CLOUDLOGIN_SANDBOX_USR=1: the sandbox also puts a private overlay on /usr, because the
+# package test installs the .deb (dpkg -i) in it (Tests/Integration/accounts/run-in-sandbox).
+integration-test: export CLOUDLOGIN_SANDBOX_USR = 1
 integration-test: build previous
 	Tests/Integration/accounts/run-in-sandbox $(PYTHON) -m pytest -q -p no:cacheprovider Tests/Integration
 
-test: lint unit-test integration-test
+# build/previous/{pam_cloudlogin.so,cloudlogin}: the release module and CLI of PREVIOUS_RELEASE
+# (scripts/build-previous; own scratch path .build-previous), for
+# Tests/Integration/accounts/test_upgrade.py.
+# PREVIOUS_RELEASE: the current release, whose records and accounts an upgrade must keep working.
+PREVIOUS_RELEASE ?= 2379c49d5afd57a6c2fe06b3bf51243bd7c01101
 
-# libFuzzer targets for the config parser, JSON, ID tokens, JWKS and token-endpoint answers, built
-# with -sanitize=fuzzer,address in .build-fuzz (a separate scratch path; the release module is
-# never built with sanitizers). CI runs a short pass (.ci/run).
-# The benchmark (DESIGN.md §6): real sudo in the sandbox, in a private network namespace.
-# Not part of `make test` or CI. BENCH_RUNS (default 25) runs per variant.
-bench: build
-	Tests/Integration/accounts/run-in-sandbox unshare --net -- $(PYTHON) bench/bench.py
+previous: | $(TMPDIR)
+	SWIFT="$(SWIFT)" scripts/build-previous $(PREVIOUS_RELEASE)
 
+# ---- Fuzz -----------------------------------------------------------------------------------
+
+# libFuzzer targets for the config parser, JSON, ID tokens, JWKS, token-endpoint answers and the
+# Okta flow, built with -sanitize=fuzzer,address in .build-fuzz (a separate scratch path; the
+# release module is never built with sanitizers). CI runs a short pass (.ci/run).
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?= fuzz-config fuzz-json fuzz-jwt fuzz-jwks fuzz-token-response fuzz-okta
 fuzz: | $(TMPDIR)
 	scripts/fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
+# ---- Bench ----------------------------------------------------------------------------------
+
+# The benchmark (docs/design.md, "Performance targets"): real sudo in the sandbox, in a private
+# network namespace. Not part of `make test` or CI. BENCH_RUNS (default 25) runs per variant.
+bench: build
+	Tests/Integration/accounts/run-in-sandbox unshare --net -- $(PYTHON) bench/bench.py
+
+# ---- Demo -----------------------------------------------------------------------------------
+
 demo: deps build
 	scripts/demo
 
+# ---- Install --------------------------------------------------------------------------------
+
 # The stacks for login, sudo and su go to $(PREFIX)/share/cloudlogin/pam.d (copy them to
 # /etc/pam.d deliberately); the pam-auth-update profile to $(PREFIX)/share/pam-configs
-# (enable it with `pam-auth-update --enable cloudlogin`).
-install: build
+# (enable it with `pam-auth-update --enable cloudlogin`); the man pages cloudlogin(1),
+# cloudlogin.conf(5) and pam_cloudlogin(8) to $(MANDIR).
+install: build install-man
 	install -d $(DESTDIR)$(PAMDIR) $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(SYSCONFDIR)/cloudlogin \
 		$(DESTDIR)$(PREFIX)/share/cloudlogin/pam.d $(DESTDIR)$(PREFIX)/share/pam-configs
 	install -d -m 0755 $(DESTDIR)/var/lib/cloudlogin
@@ -93,55 +142,30 @@ install: build
 		$(DESTDIR)$(PREFIX)/share/cloudlogin/pam.d/
 	install -m 0644 pam.d/pam-configs-cloudlogin $(DESTDIR)$(PREFIX)/share/pam-configs/cloudlogin
 
-uninstall:
-	rm -f $(DESTDIR)$(PAMDIR)/pam_cloudlogin.so $(DESTDIR)$(PREFIX)/bin/cloudlogin \
-		$(DESTDIR)$(SYSCONFDIR)/cloudlogin/cloudlogin.conf.example $(DESTDIR)$(PREFIX)/share/pam-configs/cloudlogin
-	rm -rf $(DESTDIR)$(PREFIX)/share/cloudlogin
-
-clean:
-	rm -rf $(BUILD) .build .build-previous .tmp
-
-deps:
-	scripts/install-deps
-
-# ---- Admin experience (issue 5): man pages, Debian package ---------------------------------
-#   make install      also installs the man pages cloudlogin(1), cloudlogin.conf(5), pam_cloudlogin(8)
-#   make deb          build/cloudlogin_VERSION_ARCH.deb (dpkg-deb; see scripts/build-deb)
-MANDIR   ?= $(PREFIX)/share/man
-MANPAGES := man/cloudlogin.1 man/cloudlogin.conf.5 man/pam_cloudlogin.8
-
-.PHONY: install-man uninstall-man deb
-
-install: install-man
-uninstall: uninstall-man
-
 install-man:
 	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	install -m 0644 man/cloudlogin.1 $(DESTDIR)$(MANDIR)/man1/cloudlogin.1
 	install -m 0644 man/cloudlogin.conf.5 $(DESTDIR)$(MANDIR)/man5/cloudlogin.conf.5
 	install -m 0644 man/pam_cloudlogin.8 $(DESTDIR)$(MANDIR)/man8/pam_cloudlogin.8
 
+uninstall: uninstall-man
+	rm -f $(DESTDIR)$(PAMDIR)/pam_cloudlogin.so $(DESTDIR)$(PREFIX)/bin/cloudlogin \
+		$(DESTDIR)$(SYSCONFDIR)/cloudlogin/cloudlogin.conf.example $(DESTDIR)$(PREFIX)/share/pam-configs/cloudlogin
+	rm -rf $(DESTDIR)$(PREFIX)/share/cloudlogin
+
 uninstall-man:
 	rm -f $(DESTDIR)$(MANDIR)/man1/cloudlogin.1 $(DESTDIR)$(MANDIR)/man5/cloudlogin.conf.5 \
 		$(DESTDIR)$(MANDIR)/man8/pam_cloudlogin.8
 
+# ---- Debian package -------------------------------------------------------------------------
+
 deb: build | $(TMPDIR)
 	scripts/build-deb $(BUILD)
 
-# The integration tests install the .deb (dpkg -i) inside the sandbox: with this, the sandbox
-# also puts a private overlay on /usr (Tests/Integration/accounts/run-in-sandbox).
-integration-test: export CLOUDLOGIN_SANDBOX_USR = 1
+# ---- Housekeeping ---------------------------------------------------------------------------
 
-# ---- Upgrades (trust issue item 9) ----------------------------------------------------------
-#   make previous     build/previous/{pam_cloudlogin.so,cloudlogin}: the release module and CLI of
-#                     PREVIOUS_RELEASE (scripts/build-previous; own scratch path .build-previous),
-#                     for Tests/Integration/accounts/test_upgrade.py. Part of integration-test.
-# PREVIOUS_RELEASE: the current release, whose records and accounts an upgrade must keep working.
-PREVIOUS_RELEASE ?= 2379c49d5afd57a6c2fe06b3bf51243bd7c01101
+deps:
+	scripts/install-deps
 
-previous: | $(TMPDIR)
-	SWIFT="$(SWIFT)" scripts/build-previous $(PREVIOUS_RELEASE)
-
-# The release flags for the tree at RELEASE_SOURCE (used by scripts/build-previous).
-print-release-flags:
-	@echo '$(call release_flags,$(RELEASE_SOURCE))'
+clean:
+	rm -rf $(BUILD) .build .build-previous .tmp

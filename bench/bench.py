@@ -1,4 +1,5 @@
-"""make bench: CloudLogin against its baselines, side by side in one run (DESIGN.md §6).
+"""make bench: CloudLogin against its baselines, side by side in one run (docs/design.md,
+"Performance targets").
 
 Runs inside Tests/Integration/accounts/run-in-sandbox (overlay over /etc: real sudo with the
 stacks below, real useradd) and in a private network namespace (its own loopback, so the TCP

@@ -38,6 +38,11 @@ POSITIVE = [
     ("let s = \"value \\(opt!)\"", "force unwrap"),  # inside interpolation = code
     ("let s = #\"raw \\#(opt!) \"#", "force unwrap"),
     ("if a!=b, c! { }", "force unwrap"),
+    # Swift lexes a `!` with no space before it as postfix, even before `=`: `a! = b`
+    ("a!=b", "force unwrap"),
+    ("a!==b", "force unwrap"),
+    ("let v = opt.flatMap { $0 }!", "force unwrap"),
+    ("let v = café!", "force unwrap"),
     ("let k = \\Foo.bar!", "force unwrap"),
     # implicitly unwrapped optionals
     ("var name: String!", "implicitly unwrapped optional"),
@@ -96,8 +101,8 @@ def test_positive(src, what):
 NEGATIVE = [
     # ! that is not a force unwrap
     "if a != b {}",
-    "if a!=b {}",
     "if a !== b {}",
+    "let v = { true }() != false",
     "if !flag {}",
     "let v = !x",
     "guard !list.isEmpty else { return }",

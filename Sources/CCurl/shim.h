@@ -1,9 +1,9 @@
-// Typed wrappers for libcurl's variadic calls.
+// libcurl as CloudLogin uses it inside a host process (docs/facts.md, "libcurl in a host process").
 //
 // curl_easy_setopt and curl_easy_getinfo are variadic, and Swift cannot call C variadic
-// functions; the option constants that are built from casts (CURLAUTH_*) are not imported
-// either. Each wrapper below fixes one argument type. They can go once Swift imports
-// variadic C functions.
+// functions: each CCurl_setopt_*/CCurl_getinfo_* wrapper fixes one argument type, and can go
+// once Swift imports variadic C functions. Below them: the process-wide initialisation with
+// allocators that wipe what libcurl frees, and the setuid check the proxy rule needs.
 #ifndef CLOUDLOGIN_CCURL_SHIM_H
 #define CLOUDLOGIN_CCURL_SHIM_H
 
@@ -12,8 +12,6 @@
 #include <string.h>
 #include <sys/auxv.h>
 #include <malloc.h>
-#include <stdlib.h>
-#include <string.h>
 
 typedef size_t (*CCurl_write_callback)(char *_Nonnull ptr, size_t size, size_t nmemb,
                                        void *_Nullable userdata);
@@ -49,11 +47,6 @@ static inline CURLcode CCurl_setopt_header_function(CURL *_Nonnull curl,
 
 static inline CURLcode CCurl_getinfo_long(CURL *_Nonnull curl, CURLINFO info,
                                           long *_Nonnull value) {
-    return curl_easy_getinfo(curl, info, value);
-}
-
-static inline CURLcode CCurl_getinfo_double(CURL *_Nonnull curl, CURLINFO info,
-                                            double *_Nonnull value) {
     return curl_easy_getinfo(curl, info, value);
 }
 
@@ -104,8 +97,5 @@ static inline CURLcode CCurl_global_init_wiping(void) {
 
 /// True in a setuid/setgid host (AT_SECURE): its environment is the invoking user's.
 static inline int CCurl_environment_is_untrusted(void) { return getauxval(AT_SECURE) != 0; }
-
-/// CURLAUTH_BASIC is defined with a cast, which Swift does not import.
-static inline long CCurl_auth_basic(void) { return (long)CURLAUTH_BASIC; }
 
 #endif

@@ -2,7 +2,7 @@ import CShim
 import CloudLogin
 
 /// The one place where CloudLogin's outcomes become PAM codes and user-visible messages
-/// (DESIGN.md §1). A table-driven test covers every case.
+/// (docs/design.md, "Situation by situation"). A table-driven test covers every case.
 public struct PAMResult: Equatable, Sendable {
     /// The PAM return code.
     public var code: Int32

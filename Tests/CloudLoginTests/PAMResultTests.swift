@@ -9,7 +9,7 @@ import Testing
     static let down = IdPClassifier.problem(.connect("refused"), stage: .token)
     static let badClient = IdPProblem(stage: .token, cause: .oauthError(.invalidClient, status: 401))
 
-    /// DESIGN.md §1, one row per outcome.
+    /// docs/design.md, "Situation by situation": one row per outcome.
     @Test(arguments: [
         (Outcome.accepted(identity, localName: "alice", created: false), PAM_SUCCESS, nil as String?),
         (.accepted(identity, localName: "alice", created: true), PAM_SUCCESS, "Created local account alice from your cloud identity."),

@@ -1,6 +1,6 @@
-/// The login window's job (DESIGN.md §2): after the IdP said yes, make the local account
-/// match the cloud identity — create it, sync the password, grant and take back groups —
-/// and remember who it belongs to.
+/// The login window's job (docs/design.md, "The local account"; docs/state.md): after the
+/// IdP said yes, make the local account match the cloud identity — create it, sync the
+/// password, grant and take back groups — and remember who it belongs to.
 public struct AccountSync {
     let config: Config
     let accounts: LocalAccountStore
@@ -250,11 +250,12 @@ public struct AccountSync {
     }
 
     /// After a definite "no" from the IdP: if the refused password is the synced one (or the
-    /// IdP said the user is disabled or unknown), offline sign-in stops until the next online
-    /// success, and the groups CloudLogin granted are taken back. A mistyped password changes
-    /// nothing. An account that carries the mark but lost its record gets a record again
-    /// (unbound: the next online success binds it), and loses every group CloudLogin could
-    /// have granted, since its grants can no longer be told from an admin's.
+    /// answer revokes offline sign-in by itself, `RejectionReason.revokesOfflineSignIn`),
+    /// offline sign-in stops until the next online success, and the groups CloudLogin granted
+    /// are taken back. A mistyped password changes nothing. An account that carries the mark
+    /// but lost its record gets a record again (unbound: the next online success binds it), and
+    /// loses every group CloudLogin could have granted, since its grants can no longer be told
+    /// from an admin's.
     public func recordRejection(localName: String, login: String, reason: RejectionReason, password: SecretBytes) {
         guard canChangeAccounts, accounts.account(named: localName) != nil else { return }
         let marked = accounts.isMarked(localName)

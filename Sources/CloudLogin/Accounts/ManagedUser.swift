@@ -12,8 +12,9 @@ public struct ManagedUser: Codable, Equatable, Sendable {
     public enum Verdict: String, Codable, Sendable {
         /// The last online sign-in succeeded.
         case accepted
-        /// The IdP refused the synced password, or said the user is disabled or unknown:
-        /// no offline sign-in until the next online success.
+        /// The IdP refused the synced password, or gave an answer that revokes offline sign-in
+        /// (`RejectionReason.revokesOfflineSignIn`: unknown, disabled, blocked, locked out,
+        /// refused by access policy): no offline sign-in until the next online success.
         case revoked
     }
 

@@ -2,7 +2,7 @@ import CCrypt
 import Glibc
 
 /// The system's accounts, changed with shadow-utils so that locking, login.defs, UID ranges and
-/// skeleton files behave as the distribution intends (DESIGN.md §2).
+/// skeleton files behave as the distribution intends (docs/design.md, "The local account").
 public struct ShadowUtilsAccounts: LocalAccountStore {
     private let system = SystemAccounts()
     /// The sign-in's overall deadline: no tool runs past it (nor longer than 30 s).

@@ -8,7 +8,7 @@ public struct ToolResult: Equatable, Sendable {
     public var output: String
 }
 
-/// Runs the system's account tools (useradd, usermod, gpasswd, chpasswd) as root (real and
+/// Runs the system's account tools (useradd, usermod, groupadd, gpasswd, chpasswd) as root (real and
 /// effective uid 0): a fixed argument vector, a clean environment, no shell, input only on
 /// stdin, every other descriptor closed.
 public enum ToolRunner {

@@ -1,7 +1,8 @@
-/// CloudLogin's configuration, `/etc/cloudlogin/cloudlogin.conf` (DESIGN.md §3).
+/// CloudLogin's configuration, `/etc/cloudlogin/cloudlogin.conf` (cloudlogin.conf(5);
+/// docs/design.md, "Configuration").
 ///
-/// The key names are a public contract. Every key of the file is parsed and checked here,
-/// including those whose feature arrives later, so a typo is reported today.
+/// The key names are a public contract. `ConfigParser` reads and checks every key into this
+/// value; an unknown key is a warning, a bad value an error naming file, line and key.
 public struct Config: Sendable {
     public static let defaultPath = "/etc/cloudlogin/cloudlogin.conf"
 
@@ -19,7 +20,8 @@ public struct Config: Sendable {
         case none
     }
 
-    /// What an "MFA required" answer to the password grant means (DESIGN.md §1).
+    /// What an "MFA required" answer to the password grant means (docs/design.md, "Situation
+    /// by situation"; docs/security.md §5).
     public enum MFARequiredPolicy: String, Sendable, CaseIterable {
         case deny
         case passwordVerified = "password-verified"

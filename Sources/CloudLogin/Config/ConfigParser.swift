@@ -162,7 +162,7 @@ public enum ConfigParser {
     static let schema: [String: [String: Setter]] = [
         "idp": [
             "provider": { config, value, origin, _ throws(ConfigDiagnostic) in config.provider = try choice(value, origin) },
-            "issuer": { config, value, origin, _ throws(ConfigDiagnostic) in config.issuer = try httpsURL(value, origin, trailingSlashAllowed: true) },
+            "issuer": { config, value, origin, _ throws(ConfigDiagnostic) in config.issuer = try httpsURL(value, origin) },
             "token_endpoint": { config, value, origin, _ throws(ConfigDiagnostic) in config.tokenEndpoint = try optionalHTTPSURL(value, origin) },
             "jwks_uri": { config, value, origin, _ throws(ConfigDiagnostic) in config.jwksURI = try optionalHTTPSURL(value, origin) },
             "userinfo_endpoint": { config, value, origin, _ throws(ConfigDiagnostic) in config.userinfoEndpoint = try optionalHTTPSURL(value, origin) },
@@ -326,7 +326,7 @@ public enum ConfigParser {
         return number
     }
 
-    static func httpsURL(_ value: String, _ origin: Origin, trailingSlashAllowed: Bool) throws(ConfigDiagnostic) -> String {
+    static func httpsURL(_ value: String, _ origin: Origin) throws(ConfigDiagnostic) -> String {
         guard HTTPSURL.isValid(value) else {
             throw origin.problem("'\(printable(value))' must be an https:// URL with a host, no spaces, no user or fragment")
         }
@@ -334,7 +334,7 @@ public enum ConfigParser {
     }
 
     static func optionalHTTPSURL(_ value: String, _ origin: Origin) throws(ConfigDiagnostic) -> String? {
-        value.isEmpty ? nil : try httpsURL(value, origin, trailingSlashAllowed: true)
+        value.isEmpty ? nil : try httpsURL(value, origin)
     }
 
     static func absolutePath(_ value: String, _ origin: Origin) throws(ConfigDiagnostic) -> String {

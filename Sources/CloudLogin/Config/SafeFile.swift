@@ -1,6 +1,6 @@
 import Glibc
 
-/// Why a file CloudLogin trusts (config, client secret, cache) was refused.
+/// Why a file CloudLogin trusts (config, client secret, CA file) was refused.
 public enum SafeFileError: Error, Equatable, Sendable, CustomStringConvertible {
     case missing(String)
     case unreadable(String, errno: Int32)
@@ -100,7 +100,8 @@ public enum SafeFile {
     }
 }
 
-/// Loads the config file with the checks DESIGN.md §3 asks for.
+/// Loads the config file with the file-trust checks (docs/design.md, "Configuration";
+/// docs/security.md §1).
 public enum ConfigLoader {
     /// Reads and parses `path`. `owner` is the uid that must own the config, secret and CA
     /// files (root, except in tests that run unprivileged).

@@ -4,9 +4,10 @@ import Glibc
 /// One diagnostic HTTPS request for `cloudlogin check` and `cloudlogin setup`: does the IdP
 /// answer over verified TLS, with which status, and what time does its `Date` header say.
 ///
-/// The login path never uses this (it needs no headers); it exists so the admin tool can
-/// compare the IdP's clock with ours without widening `HTTPTransport`. The body is read and
-/// dropped: a probe never carries or keeps a secret.
+/// The login path never uses this. It is separate from `HTTPTransport` because a probe keeps
+/// nothing of the answer but its status and `Date` (parsed by libcurl), and needs none of the
+/// transport's secret handling: the body is read and dropped, and a probe never carries or
+/// keeps a secret.
 public enum HTTPProbe {
     /// What came back.
     public struct Answer: Equatable, Sendable {

@@ -28,8 +28,10 @@ public struct HTTPResponse {
     /// The response headers CloudLogin reads (`HTTPResponse.keptHeaders`), by lower-case name.
     public var headers: [String: String]
 
-    /// Headers worth keeping: rate limits, retry hints, and the server's clock.
-    public static let keptHeaders: Set<String> = ["date", "retry-after", "x-rate-limit-limit", "x-rate-limit-remaining", "x-rate-limit-reset", "location", "content-type"]
+    /// The headers CloudLogin reads: Okta's rate-limit window and retry hint, and the
+    /// `Location` of the Okta groups exchange's redirect. (`cloudlogin check` reads the
+    /// server's `Date` through `HTTPProbe`.)
+    public static let keptHeaders: Set<String> = ["retry-after", "x-rate-limit-remaining", "x-rate-limit-reset", "location"]
 
     public init(status: Int, body: SecretBytes, headers: [String: String] = [:]) {
         self.status = status

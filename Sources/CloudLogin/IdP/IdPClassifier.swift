@@ -22,15 +22,6 @@ public struct IdPErrorAnswer: Equatable, Sendable {
     public var oktaErrorCode: String?
     public var oktaSentence: OktaSentence?
 
-    public init(status: Int, body: Body, error: String? = nil, errorCodes: [Int] = [], oktaErrorCode: String? = nil, oktaSentence: OktaSentence? = nil) {
-        self.status = status
-        self.body = body
-        self.error = error
-        self.errorCodes = errorCodes
-        self.oktaErrorCode = oktaErrorCode
-        self.oktaSentence = oktaSentence
-    }
-
     /// Reads an answer whose body was parsed already (`document` nil: not JSON).
     public init(status: Int, document: JSONValue?, bodyIsEmpty: Bool) {
         self.status = status

@@ -16,18 +16,3 @@ public struct NoConversation: Conversation {
     public func tell(_ text: String) {}
 }
 
-/// A conversation that answers from a script and records what it was told; for tests.
-public final class ScriptedConversation: Conversation {
-    public private(set) var answers: [String]
-    public private(set) var transcript: [String] = []
-
-    public init(answers: [String]) { self.answers = answers }
-
-    public func ask(_ prompt: String, secret: Bool) -> SecretBytes? {
-        transcript.append("? \(prompt)")
-        guard !answers.isEmpty else { return nil }
-        return SecretBytes(answers.removeFirst().utf8)
-    }
-
-    public func tell(_ text: String) { transcript.append(text) }
-}

@@ -17,7 +17,6 @@ public struct Identity: Equatable, Sendable {
     }
 
     public var displayName: String? { claims["name"]?.stringValue }
-    public var email: String? { claims["email"]?.stringValue }
 
     /// Values of the groups claim: an array of strings, or one string whose values are
     /// separated by ';' or ',' (as some IdPs send multi-valued attributes).
@@ -33,8 +32,10 @@ public struct Identity: Equatable, Sendable {
     }
 }
 
-/// Why the IdP said no. All of them are `PAM_AUTH_ERR`, so names cannot be probed; the
-/// reason goes to the log and (later) to the offline policy.
+/// Why the sign-in was refused (by the IdP, or before anything was sent). All of them are
+/// `PAM_AUTH_ERR`; the refusals that could tell a wrong password from an unknown or disabled
+/// user show the user the same message, so names cannot be probed. The reason goes to the log,
+/// and `revokesOfflineSignIn` decides what it does to offline sign-in.
 public enum RejectionReason: String, Equatable, Sendable, CaseIterable {
     /// Wrong password, or the IdP does not say which of password/user is wrong.
     case badCredentials = "bad credentials"
@@ -103,8 +104,8 @@ public enum IdentityVerdict: Equatable, Sendable {
     case problem(IdPProblem)
 }
 
-/// Checks a password with the IdP. One implementation per protocol (ROPG now, Okta next),
-/// chosen once from the config.
+/// Checks a password with the IdP. One implementation per protocol (`OIDCPasswordGrant`,
+/// `OktaAuthentication`), chosen once from the config (`LoginFlow.provider()`).
 public protocol IdentityProvider {
     /// Checks `password` for `login`. A provider that changes the password on the way (Okta's
     /// PASSWORD_EXPIRED) replaces the content of `password` with the new one, which is then

@@ -1,5 +1,5 @@
 /// Whether the synced local password may be used while the IdP cannot be reached
-/// (DESIGN.md §1: bounded in time, and never after the IdP said no).
+/// (docs/design.md, "Offline sign-in": bounded in time, and never after the IdP said no).
 public enum OfflinePolicy {
     public enum Decision: Equatable, Sendable {
         /// pam_unix may check the synced password; `daysLeft` until `max_days` runs out.

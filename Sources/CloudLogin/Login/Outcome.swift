@@ -34,7 +34,7 @@ public enum Outcome: Equatable, Sendable {
     /// The IdP said yes for the local account `localName`, but the host would not take that
     /// name as the signed-in user (PAM_USER could not be set).
     case localNameNotSet(String)
-    /// The application's conversation could not give a password (e.g. `sudo -n`).
+    /// The application could not give a user name or a password (e.g. `sudo -n`).
     case noPassword
 
     /// A short, secret-free description for logs.

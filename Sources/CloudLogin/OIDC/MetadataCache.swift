@@ -98,7 +98,8 @@ public final class DiskMetadataCache: MetadataCache {
         }
     }
 
-    /// A file name for documents of `issuer`: its SHA-256 in hex, so any issuer is safe.
+    /// A file name for one document: the first half of the SHA-256 of `issuer` (callers pass
+    /// the issuer and the document's URL) in hex, then `kind`, so any issuer or URL is safe.
     public static func key(for issuer: String, kind: String) -> String {
         var digest = [UInt8](repeating: 0, count: 32)
         var issuer = issuer

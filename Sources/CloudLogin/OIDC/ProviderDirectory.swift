@@ -1,5 +1,6 @@
 /// Finds the provider's metadata and keys: from the config, from the cache while fresh, or
-/// from the network. Documents are fetched at most once per login.
+/// from the network. Discovery is fetched at most once per sign-in; the JWKS once more after
+/// an ID token names a key the cached set lacks (key rotation).
 public final class ProviderDirectory {
     /// How long a cached discovery document or JWKS is used before it is fetched again.
     public static let freshSeconds: Int64 = 24 * 3600

@@ -9,15 +9,6 @@ public struct ProviderMetadata: Equatable, Sendable {
     /// `grant_types_supported`, when the IdP lists it (not all do).
     public var grantTypesSupported: [String]?
 
-    public init(issuer: String, tokenEndpoint: String, jwksURI: String?, userinfoEndpoint: String?, grantTypesSupported: [String]?) {
-        self.issuer = issuer
-        self.tokenEndpoint = tokenEndpoint
-        self.authorizationEndpoint = nil
-        self.jwksURI = jwksURI
-        self.userinfoEndpoint = userinfoEndpoint
-        self.grantTypesSupported = grantTypesSupported
-    }
-
     /// Reads a discovery document, checking that it is for `expectedIssuer` (OIDC Discovery
     /// §4.3) and that every endpoint is https.
     public init(discovery document: JSONValue, expectedIssuer: String) throws(IdPProblem) {

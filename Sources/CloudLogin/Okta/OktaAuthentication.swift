@@ -1,5 +1,6 @@
 /// Okta's classic Authentication API (`POST /api/v1/authn`), the flow Mac login windows use
-/// with Okta, with MFA factors answered through the conversation (FACTS.md).
+/// with Okta, with MFA factors answered through the conversation (docs/facts.md, "Okta's
+/// Authentication API").
 ///
 /// Only the first URL is built here; every later request follows a link of the transaction,
 /// and only links on the configured Okta origin are followed. Whenever the flow is abandoned,

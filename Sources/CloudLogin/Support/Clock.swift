@@ -35,7 +35,9 @@ public struct SystemClock: Clock {
     }
 }
 
-/// The point in time by which the whole IdP exchange must be done (`timeout` in the config).
+/// A point on the monotonic clock by which some work must be done: the IdP exchange
+/// (`timeout` in the config), or the whole sign-in (`timeout` plus the local part,
+/// `LoginFlow.localUpdateSeconds`), which bounds the state lock and the account tools.
 public struct Deadline: Sendable {
     public let clock: any Clock
     public let endMilliseconds: Int64

@@ -32,8 +32,9 @@ Output layout:
 
 Every case is checked before writing by an independent reference verifier
 (below) that rebuilds public keys from the JWK members only (n/e, crv/x/y) and
-applies the rules in FACTS.md "ID token rules". Its check order, which the
-expectations rely on wherever a token breaks more than one rule:
+applies the ID token rules of docs/facts.md ("OpenID Connect and the password
+grant"). Its check order, which the expectations rely on wherever a token breaks
+more than one rule:
 
     1. compact form: exactly 3 dot-separated parts, base64url alphabet only
        (no padding), header and payload decode to JSON objects -> malformed
