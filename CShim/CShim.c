@@ -48,12 +48,6 @@ int CShim_set_user(pam_handle_t *pamh, const char *user) {
     return pam_set_item(pamh, PAM_USER, user);
 }
 
-const char *CShim_service(pam_handle_t *pamh) {
-    const void *item = NULL;
-    if (pam_get_item(pamh, PAM_SERVICE, &item) != PAM_SUCCESS) return NULL;
-    return item;
-}
-
 // The data's value is the address of this constant: nothing to free, nothing to forge from
 // another module (which would need this address).
 static const char cloudlogin_authenticated_key[] = "pam_cloudlogin/authenticated";

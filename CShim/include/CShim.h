@@ -47,9 +47,6 @@ int CShim_get_password(pam_handle_t *_Nonnull pamh, const char *_Nullable *_Nonn
 /// Sets PAM_USER.
 int CShim_set_user(pam_handle_t *_Nonnull pamh, const char *_Nonnull user);
 
-/// Reads PAM_SERVICE (NULL when unset).
-const char *_Nullable CShim_service(pam_handle_t *_Nonnull pamh);
-
 /// Remembers in the PAM handle whether this module authenticated the user (pam_set_data), so
 /// that pam_sm_setcred can tell its own sign-ins from those of other modules.
 int CShim_set_authenticated(pam_handle_t *_Nonnull pamh, int authenticated);

@@ -61,9 +61,6 @@ struct PAMSession: EventLog, SignInHost {
         CShim_set_user(handle, name) == PAM_SUCCESS
     }
 
-    var service: String {
-        CShim_service(handle).map { String(cString: $0) } ?? "?"
-    }
 
     /// Log text without control characters (a claim or IdP string could hold a newline).
     private func sanitized(_ text: String) -> String {
