@@ -392,6 +392,28 @@ import Testing
         #expect(!identity.groupsKnown)
     }
 
+    /// The groups exchange asks the Okta authorization server as the Native app, with `[idp]`'s
+    /// ID-token rules, and never with `[idp]`'s hand-set endpoints (another provider's).
+    @Test func groupsExchangeSettingsAreOktasOwn() throws {
+        var config = fixtureConfig {
+            $0.provider = .okta
+            $0.oktaDomain = Self.base + "/"
+            $0.tokenEndpoint = fixtureTokenURL
+            $0.jwksURI = fixtureJWKSURL
+            $0.userinfoEndpoint = fixtureUserinfoURL
+            $0.idTokenAlgorithms = [.ES256]
+            $0.clockSkew = 5
+        }
+        #expect(OktaGroupsExchange.settings(for: config) == nil)
+        config.oktaClientID = "0oa-native"
+        let settings = try #require(OktaGroupsExchange.settings(for: config))
+        #expect(settings == OIDCSettings(issuer: "\(Self.base)/oauth2/default", clientID: "0oa-native", idTokenAlgorithms: [.ES256], clockSkew: 5))
+        #expect(settings.idTokenVerifier.issuer == "\(Self.base)/oauth2/default")
+        #expect(settings.idTokenVerifier.clientID == "0oa-native")
+        config.oktaDomain = nil
+        #expect(OktaGroupsExchange.settings(for: config) == nil)
+    }
+
     @Test func pkceChallengeIsBase64URLOfSHA256() {
         // Checked with Python: base64url(sha256(verifier)).
         #expect(OktaGroupsExchange.challenge(for: "dBjftJeZ4CVP-mJ92K27uhbUJU1p1r_wW1gFWFOEjXk") == "ngF5GsXcbwljx6u133FFr3Xht9xooA_DuaX_3QwODtc")

@@ -63,7 +63,7 @@ public final class LoginFlow {
         self.log = log
         self.canChangeAccounts = canChangeAccounts
         self.caller = caller
-        self.directory = ProviderDirectory(config: config, transport: transport, cache: cache, clock: clock, log: log)
+        self.directory = ProviderDirectory(settings: OIDCSettings(passwordGrant: config), transport: transport, cache: cache, clock: clock, log: log)
     }
 
     /// The flow with the real world: libcurl, the cache and state directories, NSS and
