@@ -227,6 +227,46 @@ import Testing
         #expect(world.clock.slept.first == 7000)
     }
 
+    /// A factorResult CloudLogin does not act on (here one Okta might add) is not a decision:
+    /// the push is polled on until Okta decides.
+    @Test func pushWithAnUnknownFactorResultPollsOn() {
+        let world = World()
+        world.config.oktaFactor = .push
+        world.transport.on(Self.authn, 200, Self.mfaRequired([Self.pushFactor]))
+        world.transport.on("\(Self.base)/api/v1/authn/factors/opf1/verify", 200, Self.challenge("opf1", result: "SOMETHING_NEW"))
+        let poll = "\(Self.base)/api/v1/authn/factors/opf1/verify/poll-x1"
+        world.transport.answers[poll] = [.success(.init(status: 200, body: Self.challenge("opf1", result: "CANCELLED"))),
+                                         .success(.init(status: 200, body: Self.success()))]
+        guard case .accepted = world.run().0 else { Issue.record("not accepted"); return }
+        #expect(world.posted.filter { $0 == poll }.count == 2)
+    }
+
+    /// Okta's names read into the typed values and back unchanged, known or not (logs and
+    /// messages show Okta's own name).
+    @Test func oktaNamesAreTypedAndKeptAsSent() {
+        for status in OktaTransaction.Status.documented {
+            #expect(OktaTransaction.Status(status.name) == status)
+        }
+        #expect(OktaTransaction.Status("MFA_REQUIRED") == .mfaRequired)
+        #expect(OktaTransaction.Status("SOMETHING_NEW") == .other("SOMETHING_NEW"))
+        #expect(OktaTransaction.Status("mfa_required") == .other("mfa_required"))
+        #expect("\(OktaTransaction.Status.other("X_Y"))" == "X_Y")
+        for result in OktaTransaction.FactorResult.documented {
+            #expect(OktaTransaction.FactorResult(result.name) == result)
+        }
+        #expect(OktaTransaction.FactorResult("TIMEOUT") == .timeout)
+        #expect(OktaTransaction.FactorResult("") == .other(""))
+        for code in OktaError.Code.known {
+            #expect(OktaError.Code(code.name) == code)
+        }
+        #expect(OktaError.Code("E0000068") == .invalidPasscode)
+        #expect(OktaError.Code("E0000047") == .other("E0000047"))
+        let transaction = OktaTransaction(.object(["status": .string("MFA_CHALLENGE"), "factorResult": .string("REJECTED")]))
+        #expect(transaction?.status == .mfaChallenge)
+        #expect(transaction?.factorResult == .rejected)
+        #expect(OktaTransaction(.object(["status": .string("")])) == nil)
+    }
+
     @Test func smsSendsThenAsks() {
         let world = World()
         world.config.oktaFactor = .sms

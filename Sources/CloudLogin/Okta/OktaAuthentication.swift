@@ -63,34 +63,34 @@ public final class OktaAuthentication: IdentityProvider {
         }
 
         for _ in 0..<Self.maximumSteps {
-            log.debug("Okta transaction state \(transaction.status)")
+            log.debug("Okta transaction state \(transaction.status.name)")
             let next: Step
             switch transaction.status {
-            case "SUCCESS":
+            case .success:
                 return afterPasswordAccepted(success(transaction, login: login))
-            case "MFA_REQUIRED":
+            case .mfaRequired:
                 next = multiFactor(transaction, conversation: conversation)
-            case "PASSWORD_WARN":
+            case .passwordWarn:
                 if let days = transaction.passwordExpireDays {
                     conversation.tell("Your Okta password expires in \(days) day\(days == 1 ? "" : "s"); change it soon.")
                 } else {
                     conversation.tell("Your Okta password expires soon; change it soon.")
                 }
                 next = follow(transaction, link: "skip", body: stateBody(transaction), stage: .oktaPassword)
-            case "PASSWORD_EXPIRED":
+            case .passwordExpired:
                 next = changePassword(transaction, password: password, conversation: conversation)
-            case "MFA_ENROLL", "MFA_ENROLL_ACTIVATE":
+            case .mfaEnroll, .mfaEnrollActivate:
                 cancel(transaction)
                 return .rejected(.mfaEnrollmentRequired)
-            case "LOCKED_OUT":
+            case .lockedOut:
                 cancel(transaction)
                 return .rejected(.lockedOut)
-            case "RECOVERY", "RECOVERY_CHALLENGE", "PASSWORD_RESET":
+            case .recovery, .recoveryChallenge, .passwordReset:
                 cancel(transaction)
                 return .rejected(.recoveryInProgress)
-            default:
+            case .unauthenticated, .mfaChallenge, .other:
                 // UNAUTHENTICATED, MFA_CHALLENGE outside a factor flow, anything new.
-                log.warning("Okta sign-in ended in state \(ConfigParser.printable(transaction.status)), which CloudLogin does not handle")
+                log.warning("Okta sign-in ended in state \(ConfigParser.printable(transaction.status.name)), which CloudLogin does not handle")
                 cancel(transaction)
                 return .rejected(.unsupportedState)
             }
@@ -243,7 +243,7 @@ public final class OktaAuthentication: IdentityProvider {
             switch send(url, body: body.finish(), stage: .oktaFactor) {
             case .transaction(let next):
                 return .continueWith(next)
-            case .error(403, let error, _) where error?.code == "E0000068":
+            case .error(403, let error, _) where error?.code == .invalidPasscode:
                 if attempt < Self.maximumTries { conversation.tell("That code is not right; try again.") }
             case let other:
                 return .finished(verdict(for: other, transaction: transaction, stage: .oktaFactor))
@@ -266,7 +266,7 @@ public final class OktaAuthentication: IdentityProvider {
         var told = false
         var toldNumber: Int?
         while true {
-            if current.status != "MFA_CHALLENGE" { return .continueWith(current) }
+            if current.status != .mfaChallenge { return .continueWith(current) }
             // Okta sends the number to tap only in poll answers, once the phone shows the
             // three numbers: say it when it comes (once).
             if let number = current.correctAnswer, number != toldNumber {
@@ -278,15 +278,17 @@ public final class OktaAuthentication: IdentityProvider {
                 told = true
             }
             switch current.factorResult {
-            case "REJECTED"?:
+            case .rejected?:
                 conversation.tell("The sign-in was rejected on Okta Verify.")
                 cancel(current)
                 return .finished(.rejected(.mfaFailed))
-            case "TIMEOUT"?:
+            case .timeout?:
                 conversation.tell("The Okta Verify push timed out.")
                 cancel(current)
                 return .finished(.rejected(.mfaTimedOut))
-            default:
+            case .waiting?, .challenge?, .success?, .timeWindowExceeded?, .passcodeReplayed?, .cancelled?, .failed?, .error?, .other?, nil:
+                // Not decided on the phone yet, as far as CloudLogin knows: poll on, until
+                // `push_timeout` at the latest.
                 break
             }
             guard let poll = current.links["next"] else {
@@ -351,7 +353,7 @@ public final class OktaAuthentication: IdentityProvider {
                 password.append(first)
                 conversation.tell("Your Okta password was changed.")
                 return .continueWith(next)
-            case .error(403, let error?, _) where ["E0000080", "E0000014", "E0000001"].contains(error.code):
+            case .error(403, let error?, _) where [.passwordPolicyNotMet, .credentialsUpdateFailed, .apiValidationFailed].contains(error.code):
                 let why = error.causes.isEmpty ? error.summary : error.causes.joined(separator: " ")
                 conversation.tell("Okta did not accept the new password: \(ConfigParser.printable(why)).")
             case let other:
@@ -373,7 +375,7 @@ public final class OktaAuthentication: IdentityProvider {
     func follow(_ transaction: OktaTransaction, link: String, body: SecretBytes, stage: IdPProblem.Stage) -> Step {
         guard let target = transaction.links[link] else {
             cancel(transaction)
-            return .finished(.problem(.malformed(stage, "Okta's \(ConfigParser.printable(transaction.status)) has no '\(link)' link")))
+            return .finished(.problem(.malformed(stage, "Okta's \(ConfigParser.printable(transaction.status.name)) has no '\(link)' link")))
         }
         switch send(target.href, body: body, stage: stage) {
         case .transaction(let next): return .continueWith(next)
@@ -386,7 +388,7 @@ public final class OktaAuthentication: IdentityProvider {
         guard transaction.stateToken != nil else { return }
         let url = transaction.links["cancel"]?.href ?? "\(base)/api/v1/authn/cancel"
         _ = send(url, body: stateBody(transaction), stage: .oktaTransaction)
-        log.info("cancelled the Okta sign-in transaction (\(ConfigParser.printable(transaction.status)))")
+        log.info("cancelled the Okta sign-in transaction (\(ConfigParser.printable(transaction.status.name)))")
     }
 
     /// The verdict for an answer that is not the transaction the flow expected. A transaction
@@ -396,11 +398,11 @@ public final class OktaAuthentication: IdentityProvider {
         let verdict: IdentityVerdict
         switch answer {
         case .transaction(let unexpected):
-            verdict = .problem(.malformed(stage, "Okta answered an unexpected \(ConfigParser.printable(unexpected.status))"))
+            verdict = .problem(.malformed(stage, "Okta answered an unexpected \(ConfigParser.printable(unexpected.status.name))"))
         case .error(let status, let error, let classified):
             verdict = classified
             if classified == .rejected(.unrecognizedRefusal) || classified == .rejected(.unsupportedState) {
-                log.warning("Okta answered HTTP \(status)\(error.map { " " + ConfigParser.printable($0.code) } ?? "") to \(stage.rawValue), which CloudLogin does not know; treated as a refusal")
+                log.warning("Okta answered HTTP \(status)\(error.map { " " + ConfigParser.printable($0.code.name) } ?? "") to \(stage.rawValue), which CloudLogin does not know; treated as a refusal")
             }
         case .rateLimited(_, let problem), .problem(let problem):
             verdict = .problem(problem)

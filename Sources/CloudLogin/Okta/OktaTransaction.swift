@@ -1,11 +1,104 @@
 /// One answer of Okta's Authentication API (`/api/v1/authn…`): a transaction in some state,
 /// with links to follow. Unknown members and unknown factor types are ignored.
 public struct OktaTransaction: Equatable, Sendable {
-    public var status: String
+    /// The transaction's state (`status`), as Okta's Authentication API documents them; a state
+    /// CloudLogin does not know (one Okta adds later) is `other`, never dropped.
+    public enum Status: Equatable, Sendable, CustomStringConvertible {
+        case unauthenticated
+        case passwordWarn
+        case passwordExpired
+        case recovery
+        case recoveryChallenge
+        case passwordReset
+        case lockedOut
+        case mfaEnroll
+        case mfaEnrollActivate
+        case mfaRequired
+        case mfaChallenge
+        case success
+        case other(String)
+
+        static let documented: [Status] = [.unauthenticated, .passwordWarn, .passwordExpired, .recovery, .recoveryChallenge,
+                                           .passwordReset, .lockedOut, .mfaEnroll, .mfaEnrollActivate, .mfaRequired,
+                                           .mfaChallenge, .success]
+
+        /// The state Okta names `name` (`other` when it is none of the documented ones).
+        public init(_ name: String) {
+            self = Self.documented.first { $0.name == name } ?? .other(name)
+        }
+
+        /// Okta's name for the state, e.g. "MFA_REQUIRED", as it was sent.
+        public var name: String {
+            switch self {
+            case .unauthenticated: return "UNAUTHENTICATED"
+            case .passwordWarn: return "PASSWORD_WARN"
+            case .passwordExpired: return "PASSWORD_EXPIRED"
+            case .recovery: return "RECOVERY"
+            case .recoveryChallenge: return "RECOVERY_CHALLENGE"
+            case .passwordReset: return "PASSWORD_RESET"
+            case .lockedOut: return "LOCKED_OUT"
+            case .mfaEnroll: return "MFA_ENROLL"
+            case .mfaEnrollActivate: return "MFA_ENROLL_ACTIVATE"
+            case .mfaRequired: return "MFA_REQUIRED"
+            case .mfaChallenge: return "MFA_CHALLENGE"
+            case .success: return "SUCCESS"
+            case .other(let name): return name
+            }
+        }
+
+        public var description: String { name }
+    }
+
+    /// Where a factor challenge stands (`factorResult`); an unknown result is `other`.
+    public enum FactorResult: Equatable, Sendable, CustomStringConvertible {
+        /// A push not answered yet.
+        case waiting
+        /// A code sent (SMS) and not yet entered.
+        case challenge
+        case success
+        /// The push was refused on the phone.
+        case rejected
+        case timeout
+        case timeWindowExceeded
+        case passcodeReplayed
+        case cancelled
+        case failed
+        case error
+        case other(String)
+
+        static let documented: [FactorResult] = [.waiting, .challenge, .success, .rejected, .timeout, .timeWindowExceeded,
+                                                 .passcodeReplayed, .cancelled, .failed, .error]
+
+        /// The result Okta names `name` (`other` when it is none of the documented ones).
+        public init(_ name: String) {
+            self = Self.documented.first { $0.name == name } ?? .other(name)
+        }
+
+        /// Okta's name for the result, e.g. "WAITING", as it was sent.
+        public var name: String {
+            switch self {
+            case .waiting: return "WAITING"
+            case .challenge: return "CHALLENGE"
+            case .success: return "SUCCESS"
+            case .rejected: return "REJECTED"
+            case .timeout: return "TIMEOUT"
+            case .timeWindowExceeded: return "TIME_WINDOW_EXCEEDED"
+            case .passcodeReplayed: return "PASSCODE_REPLAYED"
+            case .cancelled: return "CANCELLED"
+            case .failed: return "FAILED"
+            case .error: return "ERROR"
+            case .other(let name): return name
+            }
+        }
+
+        public var description: String { name }
+    }
+
+    public var status: Status
     public var stateToken: String?
     public var sessionToken: String?
-    /// For a factor challenge: WAITING, SUCCESS, REJECTED, TIMEOUT, …
-    public var factorResult: String?
+    /// For a factor challenge: waiting, rejected, timeout, …
+    public var factorResult: FactorResult?
     public var user: OktaUser?
     /// The enrolled factors under MFA_REQUIRED (`_embedded.factors`, or `_embedded.factor`
     /// as an array, as the current docs name it).
@@ -21,10 +114,10 @@ public struct OktaTransaction: Equatable, Sendable {
 
     public init?(_ document: JSONValue) {
         guard let status = document["status"]?.stringValue, !status.isEmpty else { return nil }
-        self.status = status
+        self.status = Status(status)
         stateToken = document["stateToken"]?.stringValue
         sessionToken = document["sessionToken"]?.stringValue
-        factorResult = document["factorResult"]?.stringValue
+        factorResult = document["factorResult"]?.stringValue.map(FactorResult.init)
         let embedded = document["_embedded"]
         user = embedded?["user"].flatMap(OktaUser.init)
         var factors: [OktaFactor] = []
@@ -132,13 +225,54 @@ public struct OktaFactor: Equatable, Sendable {
 
 /// An error answer of the Okta API (`errorCode`, `errorSummary`, `errorCauses`).
 public struct OktaError: Equatable, Sendable {
-    public var code: String
+    /// Okta's `errorCode` (https://developer.okta.com/docs/reference/error-codes/): the codes
+    /// CloudLogin acts on; every other code is `other`.
+    public enum Code: Equatable, Sendable, CustomStringConvertible {
+        /// E0000001, "Api validation failed" (a new password, for one).
+        case apiValidationFailed
+        /// E0000004, "Authentication failed": the user or password is wrong.
+        case authenticationFailed
+        /// E0000011, "Invalid token provided": the transaction's stateToken expired.
+        case invalidToken
+        /// E0000014, "Update of credentials failed".
+        case credentialsUpdateFailed
+        /// E0000068, "Invalid Passcode/Answer": a wrong code.
+        case invalidPasscode
+        /// E0000080, the new password does not meet the password policy.
+        case passwordPolicyNotMet
+        case other(String)
+
+        static let known: [Code] = [.apiValidationFailed, .authenticationFailed, .invalidToken, .credentialsUpdateFailed,
+                                    .invalidPasscode, .passwordPolicyNotMet]
+
+        /// The code Okta names `name` (`other` when CloudLogin does not act on it).
+        public init(_ name: String) {
+            self = Self.known.first { $0.name == name } ?? .other(name)
+        }
+
+        /// Okta's name for the code, e.g. "E0000004", as it was sent.
+        public var name: String {
+            switch self {
+            case .apiValidationFailed: return "E0000001"
+            case .authenticationFailed: return "E0000004"
+            case .invalidToken: return "E0000011"
+            case .credentialsUpdateFailed: return "E0000014"
+            case .invalidPasscode: return "E0000068"
+            case .passwordPolicyNotMet: return "E0000080"
+            case .other(let name): return name
+            }
+        }
+
+        public var description: String { name }
+    }
+
+    public var code: Code
     public var summary: String
     public var causes: [String]
 
     public init?(_ document: JSONValue?) {
         guard let code = document?["errorCode"]?.stringValue else { return nil }
-        self.code = code
+        self.code = Code(code)
         summary = document?["errorSummary"]?.stringValue ?? ""
         causes = document?["errorCauses"]?.arrayValue?.compactMap { $0["errorSummary"]?.stringValue } ?? []
     }
