@@ -176,7 +176,7 @@ import Testing
         guard case .accepted = verdict else { Issue.record("\(verdict)"); return }
         #expect(conversation.transcript.contains("Approve the sign-in on Okta Verify: tap 42 on your phone."))
         #expect(world.posted.filter { $0 == poll }.count == 2)
-        #expect(world.clock.slept.allSatisfy { $0 >= OktaAuthentication.pollIntervalMilliseconds })
+        #expect(world.clock.slept.allSatisfy { $0 >= OktaPush.pollIntervalMilliseconds })
     }
 
     @Test(arguments: [("REJECTED", RejectionReason.mfaFailed), ("TIMEOUT", .mfaTimedOut)])
