@@ -203,17 +203,6 @@ import Testing
         #expect(world.cancelled)
     }
 
-    @Test func pushRespectsRateLimits() {
-        let world = World()
-        world.config.oktaFactor = .push
-        world.transport.on(Self.authn, 200, Self.mfaRequired([Self.pushFactor]))
-        world.transport.on("\(Self.base)/api/v1/authn/factors/opf1/verify", 200, Self.challenge("opf1", result: "WAITING"))
-        let poll = "\(Self.base)/api/v1/authn/factors/opf1/verify/poll-x1"
-        world.transport.answers[poll] = [.success(.init(status: 429, body: #"{"errorCode":"E0000047","errorSummary":"API call exceeded rate limit due to too many requests."}"#)),
-                                         .success(.init(status: 200, body: Self.success()))]
-        guard case .accepted = world.run().0 else { Issue.record("rate limit ended the sign-in"); return }
-    }
-
     @Test func pushWaitsForTheRateLimitWindowWhenOktaSaysItIsUsedUp() {
         let world = World()
         world.config.oktaFactor = .push
@@ -227,31 +216,35 @@ import Testing
         #expect(world.clock.slept.first == 7000)
     }
 
-    /// A factorResult CloudLogin does not act on (here one Okta might add) is not a decision:
-    /// the push is polled on until Okta decides.
-    @Test func pushWithAnUnknownFactorResultPollsOn() {
+    /// Neither a 429 to a poll (a rate limit) nor a factorResult CloudLogin does not act on
+    /// (CANCELLED, or one Okta might add) decides the push: it is polled on until Okta decides.
+    @Test(arguments: [
+        ("WAITING", 429, #"{"errorCode":"E0000047","errorSummary":"API call exceeded rate limit due to too many requests."}"#),
+        ("SOMETHING_NEW", 200, OktaTests.challenge("opf1", result: "CANCELLED")),
+    ])
+    func pushRespectsRateLimitsAndPollsOnThroughUnknownResults(_ firstResult: String, _ pollStatus: Int, _ pollBody: String) {
         let world = World()
         world.config.oktaFactor = .push
         world.transport.on(Self.authn, 200, Self.mfaRequired([Self.pushFactor]))
-        world.transport.on("\(Self.base)/api/v1/authn/factors/opf1/verify", 200, Self.challenge("opf1", result: "SOMETHING_NEW"))
+        world.transport.on("\(Self.base)/api/v1/authn/factors/opf1/verify", 200, Self.challenge("opf1", result: firstResult))
         let poll = "\(Self.base)/api/v1/authn/factors/opf1/verify/poll-x1"
-        world.transport.answers[poll] = [.success(.init(status: 200, body: Self.challenge("opf1", result: "CANCELLED"))),
+        world.transport.answers[poll] = [.success(.init(status: pollStatus, body: pollBody)),
                                          .success(.init(status: 200, body: Self.success()))]
-        guard case .accepted = world.run().0 else { Issue.record("not accepted"); return }
+        guard case .accepted = world.run().0 else { Issue.record("the poll answer ended the sign-in"); return }
         #expect(world.posted.filter { $0 == poll }.count == 2)
     }
 
     /// Okta's names read into the typed values and back unchanged, known or not (logs and
     /// messages show Okta's own name).
     @Test func oktaNamesAreTypedAndKeptAsSent() {
-        for status in OktaTransaction.Status.documented {
+        for status in OktaTransaction.Status.known {
             #expect(OktaTransaction.Status(status.name) == status)
         }
         #expect(OktaTransaction.Status("MFA_REQUIRED") == .mfaRequired)
         #expect(OktaTransaction.Status("SOMETHING_NEW") == .other("SOMETHING_NEW"))
         #expect(OktaTransaction.Status("mfa_required") == .other("mfa_required"))
         #expect("\(OktaTransaction.Status.other("X_Y"))" == "X_Y")
-        for result in OktaTransaction.FactorResult.documented {
+        for result in OktaTransaction.FactorResult.known {
             #expect(OktaTransaction.FactorResult(result.name) == result)
         }
         #expect(OktaTransaction.FactorResult("TIMEOUT") == .timeout)

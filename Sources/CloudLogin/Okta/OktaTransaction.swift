@@ -2,8 +2,8 @@
 /// with links to follow. Unknown members and unknown factor types are ignored.
 public struct OktaTransaction: Equatable, Sendable {
     /// The transaction's state (`status`), as Okta's Authentication API documents them; a state
-    /// CloudLogin does not know (one Okta adds later) is `other`, never dropped.
-    public enum Status: Equatable, Sendable, CustomStringConvertible {
+    /// CloudLogin does not know (one Okta adds later) is `other`, never dropped (`OktaName`).
+    public enum Status: OktaName {
         case unauthenticated
         case passwordWarn
         case passwordExpired
@@ -16,16 +16,12 @@ public struct OktaTransaction: Equatable, Sendable {
         case mfaRequired
         case mfaChallenge
         case success
+        /// A state CloudLogin does not know, as Okta sent it.
         case other(String)
 
-        static let documented: [Status] = [.unauthenticated, .passwordWarn, .passwordExpired, .recovery, .recoveryChallenge,
-                                           .passwordReset, .lockedOut, .mfaEnroll, .mfaEnrollActivate, .mfaRequired,
-                                           .mfaChallenge, .success]
-
-        /// The state Okta names `name` (`other` when it is none of the documented ones).
-        public init(_ name: String) {
-            self = Self.documented.first { $0.name == name } ?? .other(name)
-        }
+        public static let known: [Status] = [.unauthenticated, .passwordWarn, .passwordExpired, .recovery, .recoveryChallenge,
+                                             .passwordReset, .lockedOut, .mfaEnroll, .mfaEnrollActivate, .mfaRequired,
+                                             .mfaChallenge, .success]
 
         /// Okta's name for the state, e.g. "MFA_REQUIRED", as it was sent.
         public var name: String {
@@ -45,12 +41,11 @@ public struct OktaTransaction: Equatable, Sendable {
             case .other(let name): return name
             }
         }
-
-        public var description: String { name }
     }
 
-    /// Where a factor challenge stands (`factorResult`); an unknown result is `other`.
-    public enum FactorResult: Equatable, Sendable, CustomStringConvertible {
+    /// Where a factor challenge stands (`factorResult`); an unknown result is `other`
+    /// (`OktaName`).
+    public enum FactorResult: OktaName {
         /// A push not answered yet.
         case waiting
         /// A code sent (SMS) and not yet entered.
@@ -64,15 +59,11 @@ public struct OktaTransaction: Equatable, Sendable {
         case cancelled
         case failed
         case error
+        /// A result CloudLogin does not know, as Okta sent it.
         case other(String)
 
-        static let documented: [FactorResult] = [.waiting, .challenge, .success, .rejected, .timeout, .timeWindowExceeded,
-                                                 .passcodeReplayed, .cancelled, .failed, .error]
-
-        /// The result Okta names `name` (`other` when it is none of the documented ones).
-        public init(_ name: String) {
-            self = Self.documented.first { $0.name == name } ?? .other(name)
-        }
+        public static let known: [FactorResult] = [.waiting, .challenge, .success, .rejected, .timeout, .timeWindowExceeded,
+                                                   .passcodeReplayed, .cancelled, .failed, .error]
 
         /// Okta's name for the result, e.g. "WAITING", as it was sent.
         public var name: String {
@@ -90,8 +81,6 @@ public struct OktaTransaction: Equatable, Sendable {
             case .other(let name): return name
             }
         }
-
-        public var description: String { name }
     }
 
     public var status: Status
@@ -220,60 +209,5 @@ public struct OktaFactor: Equatable, Sendable {
     public var label: String {
         guard let detail, !detail.isEmpty else { return name }
         return "\(name) (\(ConfigParser.printable(detail)))"
-    }
-}
-
-/// An error answer of the Okta API (`errorCode`, `errorSummary`, `errorCauses`).
-public struct OktaError: Equatable, Sendable {
-    /// Okta's `errorCode` (https://developer.okta.com/docs/reference/error-codes/): the codes
-    /// CloudLogin acts on; every other code is `other`.
-    public enum Code: Equatable, Sendable, CustomStringConvertible {
-        /// E0000001, "Api validation failed" (a new password, for one).
-        case apiValidationFailed
-        /// E0000004, "Authentication failed": the user or password is wrong.
-        case authenticationFailed
-        /// E0000011, "Invalid token provided": the transaction's stateToken expired.
-        case invalidToken
-        /// E0000014, "Update of credentials failed".
-        case credentialsUpdateFailed
-        /// E0000068, "Invalid Passcode/Answer": a wrong code.
-        case invalidPasscode
-        /// E0000080, the new password does not meet the password policy.
-        case passwordPolicyNotMet
-        case other(String)
-
-        static let known: [Code] = [.apiValidationFailed, .authenticationFailed, .invalidToken, .credentialsUpdateFailed,
-                                    .invalidPasscode, .passwordPolicyNotMet]
-
-        /// The code Okta names `name` (`other` when CloudLogin does not act on it).
-        public init(_ name: String) {
-            self = Self.known.first { $0.name == name } ?? .other(name)
-        }
-
-        /// Okta's name for the code, e.g. "E0000004", as it was sent.
-        public var name: String {
-            switch self {
-            case .apiValidationFailed: return "E0000001"
-            case .authenticationFailed: return "E0000004"
-            case .invalidToken: return "E0000011"
-            case .credentialsUpdateFailed: return "E0000014"
-            case .invalidPasscode: return "E0000068"
-            case .passwordPolicyNotMet: return "E0000080"
-            case .other(let name): return name
-            }
-        }
-
-        public var description: String { name }
-    }
-
-    public var code: Code
-    public var summary: String
-    public var causes: [String]
-
-    public init?(_ document: JSONValue?) {
-        guard let code = document?["errorCode"]?.stringValue else { return nil }
-        self.code = Code(code)
-        summary = document?["errorSummary"]?.stringValue ?? ""
-        causes = document?["errorCauses"]?.arrayValue?.compactMap { $0["errorSummary"]?.stringValue } ?? []
     }
 }
