@@ -31,7 +31,7 @@ public func fuzzTokenResponse(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt
     let verdict: IdentityVerdict
     if status == 200 {
         let transport = OneAnswerTransport(status: status, body: body)
-        let directory = ProviderDirectory(config: config, transport: transport, cache: nil, clock: FixtureClock(), log: SilentLog())
+        let directory = ProviderDirectory(settings: OIDCSettings(passwordGrant: config), transport: transport, cache: nil, clock: FixtureClock(), log: SilentLog())
         let grant = OIDCPasswordGrant(config: config, transport: transport, directory: directory, clock: FixtureClock(), log: SilentLog())
         verdict = grant.verifyPassword(login: "alice", password: SecretBytes("pw".utf8), conversation: NoConversation(),
                                        deadline: Deadline(clock: FixtureClock(), seconds: 10))

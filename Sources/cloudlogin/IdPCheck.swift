@@ -20,7 +20,7 @@ struct IdPCheck {
         self.quiet = quiet
         self.transport = TracingTransport(CurlTransport(config: config), log: TerminalLog(trace: false))
         // No cache: check always asks the IdP itself, and leaves the module's cache alone.
-        self.directory = ProviderDirectory(config: config, transport: transport, cache: nil, clock: SystemClock(), log: SilentLog())
+        self.directory = ProviderDirectory(settings: OIDCSettings(passwordGrant: config), transport: transport, cache: nil, clock: SystemClock(), log: SilentLog())
     }
 
     var discoveryURL: String? {

@@ -13,6 +13,23 @@ import Testing
         #expect(Self.keys().keys.count == 4)
     }
 
+    /// The password grant's provider is `[idp]`'s: issuer, client id, ID-token rules and the
+    /// endpoints set by hand.
+    @Test func passwordGrantSettingsAreIDPs() {
+        let config = fixtureConfig {
+            $0.tokenEndpoint = fixtureTokenURL
+            $0.jwksURI = fixtureJWKSURL
+            $0.idTokenAlgorithms = [.RS256, .PS256]
+            $0.clockSkew = 7
+        }
+        let settings = OIDCSettings(passwordGrant: config)
+        #expect(settings == OIDCSettings(issuer: Self.fixtures.issuer, clientID: Self.fixtures.client_id, idTokenAlgorithms: [.RS256, .PS256],
+                                         clockSkew: 7, tokenEndpoint: fixtureTokenURL, jwksURI: fixtureJWKSURL, userinfoEndpoint: nil))
+        #expect(settings.idTokenVerifier.allowedAlgorithms == [.RS256, .PS256])
+        #expect(settings.idTokenVerifier.clockSkew == 7)
+        #expect(OIDCSettings(passwordGrant: Config()).issuer == "")
+    }
+
     @Test(arguments: TokenFixtures.shared.cases.map(\.name))
     func tokenCase(_ name: String) throws {
         let fixtures = Self.fixtures

@@ -176,7 +176,7 @@ import Testing
         guard case .accepted = verdict else { Issue.record("\(verdict)"); return }
         #expect(conversation.transcript.contains("Approve the sign-in on Okta Verify: tap 42 on your phone."))
         #expect(world.posted.filter { $0 == poll }.count == 2)
-        #expect(world.clock.slept.allSatisfy { $0 >= OktaAuthentication.pollIntervalMilliseconds })
+        #expect(world.clock.slept.allSatisfy { $0 >= OktaPush.pollIntervalMilliseconds })
     }
 
     @Test(arguments: [("REJECTED", RejectionReason.mfaFailed), ("TIMEOUT", .mfaTimedOut)])
@@ -203,17 +203,6 @@ import Testing
         #expect(world.cancelled)
     }
 
-    @Test func pushRespectsRateLimits() {
-        let world = World()
-        world.config.oktaFactor = .push
-        world.transport.on(Self.authn, 200, Self.mfaRequired([Self.pushFactor]))
-        world.transport.on("\(Self.base)/api/v1/authn/factors/opf1/verify", 200, Self.challenge("opf1", result: "WAITING"))
-        let poll = "\(Self.base)/api/v1/authn/factors/opf1/verify/poll-x1"
-        world.transport.answers[poll] = [.success(.init(status: 429, body: #"{"errorCode":"E0000047","errorSummary":"API call exceeded rate limit due to too many requests."}"#)),
-                                         .success(.init(status: 200, body: Self.success()))]
-        guard case .accepted = world.run().0 else { Issue.record("rate limit ended the sign-in"); return }
-    }
-
     @Test func pushWaitsForTheRateLimitWindowWhenOktaSaysItIsUsedUp() {
         let world = World()
         world.config.oktaFactor = .push
@@ -225,6 +214,50 @@ import Testing
         world.transport.on("\(Self.base)/api/v1/authn/factors/opf1/verify/poll-x1", 200, Self.success())
         guard case .accepted = world.run().0 else { Issue.record("not accepted"); return }
         #expect(world.clock.slept.first == 7000)
+    }
+
+    /// Neither a 429 to a poll (a rate limit) nor a factorResult CloudLogin does not act on
+    /// (CANCELLED, or one Okta might add) decides the push: it is polled on until Okta decides.
+    @Test(arguments: [
+        ("WAITING", 429, #"{"errorCode":"E0000047","errorSummary":"API call exceeded rate limit due to too many requests."}"#),
+        ("SOMETHING_NEW", 200, OktaTests.challenge("opf1", result: "CANCELLED")),
+    ])
+    func pushRespectsRateLimitsAndPollsOnThroughUnknownResults(_ firstResult: String, _ pollStatus: Int, _ pollBody: String) {
+        let world = World()
+        world.config.oktaFactor = .push
+        world.transport.on(Self.authn, 200, Self.mfaRequired([Self.pushFactor]))
+        world.transport.on("\(Self.base)/api/v1/authn/factors/opf1/verify", 200, Self.challenge("opf1", result: firstResult))
+        let poll = "\(Self.base)/api/v1/authn/factors/opf1/verify/poll-x1"
+        world.transport.answers[poll] = [.success(.init(status: pollStatus, body: pollBody)),
+                                         .success(.init(status: 200, body: Self.success()))]
+        guard case .accepted = world.run().0 else { Issue.record("the poll answer ended the sign-in"); return }
+        #expect(world.posted.filter { $0 == poll }.count == 2)
+    }
+
+    /// Okta's names read into the typed values and back unchanged, known or not (logs and
+    /// messages show Okta's own name).
+    @Test func oktaNamesAreTypedAndKeptAsSent() {
+        for status in OktaTransaction.Status.known {
+            #expect(OktaTransaction.Status(status.name) == status)
+        }
+        #expect(OktaTransaction.Status("MFA_REQUIRED") == .mfaRequired)
+        #expect(OktaTransaction.Status("SOMETHING_NEW") == .other("SOMETHING_NEW"))
+        #expect(OktaTransaction.Status("mfa_required") == .other("mfa_required"))
+        #expect("\(OktaTransaction.Status.other("X_Y"))" == "X_Y")
+        for result in OktaTransaction.FactorResult.known {
+            #expect(OktaTransaction.FactorResult(result.name) == result)
+        }
+        #expect(OktaTransaction.FactorResult("TIMEOUT") == .timeout)
+        #expect(OktaTransaction.FactorResult("") == .other(""))
+        for code in OktaError.Code.known {
+            #expect(OktaError.Code(code.name) == code)
+        }
+        #expect(OktaError.Code("E0000068") == .invalidPasscode)
+        #expect(OktaError.Code("E0000047") == .other("E0000047"))
+        let transaction = OktaTransaction(.object(["status": .string("MFA_CHALLENGE"), "factorResult": .string("REJECTED")]))
+        #expect(transaction?.status == .mfaChallenge)
+        #expect(transaction?.factorResult == .rejected)
+        #expect(OktaTransaction(.object(["status": .string("")])) == nil)
     }
 
     @Test func smsSendsThenAsks() {
@@ -390,6 +423,28 @@ import Testing
         world.transport.on("\(Self.base)/oauth2/default/.well-known/openid-configuration", 503, "")
         guard case .accepted(let identity) = world.run().0 else { Issue.record("not accepted"); return }
         #expect(!identity.groupsKnown)
+    }
+
+    /// The groups exchange asks the Okta authorization server as the Native app, with `[idp]`'s
+    /// ID-token rules, and never with `[idp]`'s hand-set endpoints (another provider's).
+    @Test func groupsExchangeSettingsAreOktasOwn() throws {
+        var config = fixtureConfig {
+            $0.provider = .okta
+            $0.oktaDomain = Self.base + "/"
+            $0.tokenEndpoint = fixtureTokenURL
+            $0.jwksURI = fixtureJWKSURL
+            $0.userinfoEndpoint = fixtureUserinfoURL
+            $0.idTokenAlgorithms = [.ES256]
+            $0.clockSkew = 5
+        }
+        #expect(OktaGroupsExchange.settings(for: config) == nil)
+        config.oktaClientID = "0oa-native"
+        let settings = try #require(OktaGroupsExchange.settings(for: config))
+        #expect(settings == OIDCSettings(issuer: "\(Self.base)/oauth2/default", clientID: "0oa-native", idTokenAlgorithms: [.ES256], clockSkew: 5))
+        #expect(settings.idTokenVerifier.issuer == "\(Self.base)/oauth2/default")
+        #expect(settings.idTokenVerifier.clientID == "0oa-native")
+        config.oktaDomain = nil
+        #expect(OktaGroupsExchange.settings(for: config) == nil)
     }
 
     @Test func pkceChallengeIsBase64URLOfSHA256() {

@@ -19,7 +19,7 @@ public struct IdPErrorAnswer: Equatable, Sendable {
     /// Microsoft Entra ID `error_codes` (the AADSTS numbers).
     public var errorCodes: [Int]
     /// Okta Authentication API `errorCode` (E0000004, …).
-    public var oktaErrorCode: String?
+    public var oktaErrorCode: OktaError.Code?
     public var oktaSentence: OktaSentence?
 
     /// Reads an answer whose body was parsed already (`document` nil: not JSON).
@@ -28,7 +28,7 @@ public struct IdPErrorAnswer: Equatable, Sendable {
         body = bodyIsEmpty ? .empty : document == nil ? .notJSON : .json
         error = document?["error"]?.stringValue
         errorCodes = document?["error_codes"]?.arrayValue?.compactMap { $0.integerValue.flatMap { Int(exactly: $0) } } ?? []
-        oktaErrorCode = document?["errorCode"]?.stringValue
+        oktaErrorCode = document?["errorCode"]?.stringValue.map(OktaError.Code.init)
         oktaSentence = error == "invalid_grant" ? document?["error_description"]?.stringValue.flatMap(OktaSentence.init) : nil
     }
 
@@ -41,7 +41,7 @@ public struct IdPErrorAnswer: Equatable, Sendable {
         var parts = ["HTTP \(status)"]
         if let error { parts.append("error=\(ConfigParser.printable(error))") }
         if !errorCodes.isEmpty { parts.append("error_codes=\(errorCodes.map(String.init).joined(separator: ","))") }
-        if let oktaErrorCode { parts.append("errorCode=\(ConfigParser.printable(oktaErrorCode))") }
+        if let oktaErrorCode { parts.append("errorCode=\(ConfigParser.printable(oktaErrorCode.name))") }
         return parts.joined(separator: " ")
     }
 }
@@ -106,9 +106,9 @@ public enum IdPClassifier {
 
         // Okta's Authentication API (https://developer.okta.com/docs/reference/error-codes/).
         switch answer.oktaErrorCode {
-        case "E0000004"?: return .rejected(.badCredentials)       // Authentication failed
-        case "E0000011"?: return .rejected(.transactionExpired)   // Invalid token provided (stateToken expired)
-        default: break
+        case .authenticationFailed?: return .rejected(.badCredentials)   // E0000004
+        case .invalidToken?: return .rejected(.transactionExpired)       // E0000011: the stateToken expired
+        case .apiValidationFailed?, .credentialsUpdateFailed?, .invalidPasscode?, .passwordPolicyNotMet?, .other?, nil: break
         }
 
         switch answer.error {

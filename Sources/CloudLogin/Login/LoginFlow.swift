@@ -62,7 +62,7 @@ public final class LoginFlow {
         self.log = seams.log
         self.canChangeAccounts = seams.canChangeAccounts
         self.caller = seams.caller
-        self.directory = ProviderDirectory(config: config, transport: seams.transport, cache: seams.cache, clock: seams.clock, log: seams.log)
+        self.directory = ProviderDirectory(settings: OIDCSettings(passwordGrant: config), transport: seams.transport, cache: seams.cache, clock: seams.clock, log: seams.log)
     }
 
     /// The flow with each seam given by name (tests).

@@ -7,6 +7,8 @@ public final class OIDCPasswordGrant: IdentityProvider {
     private let clock: Clock
     private let log: EventLog
 
+    /// `directory` is the provider of `[idp]`: built with `OIDCSettings(passwordGrant: config)`,
+    /// whose ID-token rules it checks the grant's ID token against.
     public init(config: Config, transport: HTTPTransport, directory: ProviderDirectory, clock: Clock, log: EventLog) {
         self.config = config
         self.transport = transport
@@ -98,7 +100,7 @@ public final class OIDCPasswordGrant: IdentityProvider {
             guard let token = idToken.stringValue else {
                 return .problem(.malformed(.token, "the token endpoint's id_token is not a string"))
             }
-            switch verifyIDToken(token, deadline: deadline) {
+            switch directory.verify(token, now: clock.now(), deadline: deadline) {
             case .success(let verified): claims = verified
             case .failure(let problem): return .problem(problem)
             }
@@ -124,12 +126,6 @@ public final class OIDCPasswordGrant: IdentityProvider {
             return .problem(.malformed(.token, "the IdP's answer names no subject (sub)"))
         }
         return .accepted(Identity(subject: subject, idpLogin: login, claims: claims))
-    }
-
-    private func verifyIDToken(_ token: String, deadline: Deadline) -> Result<[String: JSONValue], IdPProblem> {
-        let verifier = IDTokenVerifier(issuer: config.issuer ?? "", clientID: config.clientID,
-                                       allowedAlgorithms: config.idTokenAlgorithms, clockSkew: config.clockSkew)
-        return directory.verify(token, with: verifier, now: clock.now(), deadline: deadline)
     }
 
     private func userinfo(accessToken: String, deadline: Deadline) -> Result<[String: JSONValue], IdPProblem> {

@@ -1,13 +1,14 @@
-/// Finds the provider's metadata and keys: from the config, from the cache while fresh, or
-/// from the network. Discovery is fetched at most once per sign-in; the JWKS once more after
-/// an ID token names a key the cached set lacks (key rotation).
+/// Finds the provider's metadata and keys: from the settings' endpoints, from the cache while
+/// fresh, or from the network. Discovery is fetched at most once per sign-in; the JWKS once more
+/// after an ID token names a key the cached set lacks (key rotation).
 public final class ProviderDirectory {
     /// How long a cached discovery document or JWKS is used before it is fetched again.
     public static let freshSeconds: Int64 = 24 * 3600
     /// How long an expired copy still serves when the IdP cannot be reached.
     public static let staleSeconds: Int64 = 30 * 24 * 3600
 
-    private let config: Config
+    /// The provider and the client: issuer, client id, ID-token rules, endpoints set by hand.
+    public let settings: OIDCSettings
     private let transport: HTTPTransport
     let cache: MetadataCache?
     private let clock: Clock
@@ -16,24 +17,24 @@ public final class ProviderDirectory {
     /// Requests this directory made (for `cloudlogin login --trace` and tests).
     public private(set) var fetches: [String] = []
 
-    public init(config: Config, transport: HTTPTransport, cache: MetadataCache?, clock: Clock, log: EventLog) {
-        self.config = config
+    public init(settings: OIDCSettings, transport: HTTPTransport, cache: MetadataCache?, clock: Clock, log: EventLog) {
+        self.settings = settings
         self.transport = transport
         self.cache = cache
         self.clock = clock
         self.log = log
     }
 
-    private var issuer: String { config.issuer ?? "" }
+    private var issuer: String { settings.issuer }
 
-    /// The token endpoint: the config's override, else discovery's.
+    /// The token endpoint: the one set by hand, else discovery's.
     public func tokenEndpoint(deadline: Deadline) -> Result<String, IdPProblem> {
-        if let override = config.tokenEndpoint { return .success(override) }
+        if let override = settings.tokenEndpoint { return .success(override) }
         return discovery(deadline: deadline).map(\.tokenEndpoint)
     }
 
     public func userinfoEndpoint(deadline: Deadline) -> Result<String, IdPProblem> {
-        if let override = config.userinfoEndpoint { return .success(override) }
+        if let override = settings.userinfoEndpoint { return .success(override) }
         return discovery(deadline: deadline).flatMap { metadata in
             guard let url = metadata.userinfoEndpoint else {
                 return .failure(.malformed(.userinfo, "the IdP returned no id_token and lists no userinfo_endpoint; add openid to scopes or set userinfo_endpoint"))
@@ -61,7 +62,7 @@ public final class ProviderDirectory {
     /// The signing keys. With `refresh`, the cached set is bypassed (after an unknown `kid`).
     public func keys(deadline: Deadline, refresh: Bool) -> Result<(keys: KeySet, fromCache: Bool), IdPProblem> {
         let jwksURL: String
-        if let override = config.jwksURI {
+        if let override = settings.jwksURI {
             jwksURL = override
         } else {
             switch discovery(deadline: deadline) {
@@ -83,10 +84,12 @@ public final class ProviderDirectory {
         }
     }
 
-    /// The claims of an ID token signed by one of the provider's keys; an unknown `kid` after
-    /// a cached key set fetches the JWKS once more (key rotation).
-    public func verify(_ token: String, with verifier: IDTokenVerifier, now: Int64, deadline: Deadline,
+    /// The claims of an ID token signed by one of the provider's keys and valid for the
+    /// settings' client (`OIDCSettings.idTokenVerifier`); an unknown `kid` after a cached key
+    /// set fetches the JWKS once more (key rotation).
+    public func verify(_ token: String, now: Int64, deadline: Deadline,
                        stage: IdPProblem.Stage = .token) -> Result<[String: JSONValue], IdPProblem> {
+        let verifier = settings.idTokenVerifier
         var refresh = false
         while true {
             let keys: KeySet

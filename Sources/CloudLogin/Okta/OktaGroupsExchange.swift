@@ -11,25 +11,21 @@ struct OktaGroupsExchange {
     let clock: Clock
     let log: EventLog
 
-    /// The config of the OIDC side: the Okta authorization server and the Native app.
-    var oidcConfig: Config {
-        var oidc = config
-        oidc.provider = .oidc
-        oidc.issuer = config.oktaIssuer
-        oidc.clientID = config.oktaClientID ?? ""
-        oidc.tokenEndpoint = nil
-        oidc.jwksURI = nil
-        oidc.userinfoEndpoint = nil
-        return oidc
+    /// The OIDC side: the Okta authorization server (`oktaIssuer`) and the Native app
+    /// (`[okta] client_id`), with `[idp]`'s ID-token rules; every endpoint from discovery.
+    /// Nil without a client id or an Okta domain.
+    static func settings(for config: Config) -> OIDCSettings? {
+        guard let issuer = config.oktaIssuer, let clientID = config.oktaClientID else { return nil }
+        return OIDCSettings(issuer: issuer, clientID: clientID, idTokenAlgorithms: config.idTokenAlgorithms, clockSkew: config.clockSkew)
     }
 
     /// The verified ID-token claims for the session of `sessionToken`.
     func claims(sessionToken: String, deadline: Deadline) -> Result<[String: JSONValue], IdPProblem> {
-        guard let clientID = config.oktaClientID, let redirectURI = config.oktaRedirectURI, let issuer = config.oktaIssuer else {
+        guard let settings = Self.settings(for: config), let redirectURI = config.oktaRedirectURI else {
             return .failure(IdPProblem(stage: .groupsExchange, cause: .local("no [okta] client_id/redirect_uri")))
         }
-        let oidc = oidcConfig
-        let directory = ProviderDirectory(config: oidc, transport: transport, cache: cache, clock: clock, log: log)
+        let clientID = settings.clientID
+        let directory = ProviderDirectory(settings: settings, transport: transport, cache: cache, clock: clock, log: log)
         let metadata: ProviderMetadata
         switch directory.discovery(deadline: deadline) {
         case .success(let found): metadata = found
@@ -96,8 +92,7 @@ struct OktaGroupsExchange {
         }
 
         // 3. The ID token, verified like any other, and bound to this request by the nonce.
-        let tokens = IDTokenVerifier(issuer: issuer, clientID: clientID, allowedAlgorithms: config.idTokenAlgorithms, clockSkew: config.clockSkew)
-        return directory.verify(token, with: tokens, now: clock.now(), deadline: deadline, stage: .groupsExchange).flatMap { claims in
+        return directory.verify(token, now: clock.now(), deadline: deadline, stage: .groupsExchange).flatMap { claims in
             guard claims["nonce"]?.stringValue == nonce else {
                 return .failure(.malformed(.groupsExchange, "Okta's ID token does not carry this request's nonce"))
             }

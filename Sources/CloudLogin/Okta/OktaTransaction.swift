@@ -1,11 +1,93 @@
 /// One answer of Okta's Authentication API (`/api/v1/authn…`): a transaction in some state,
 /// with links to follow. Unknown members and unknown factor types are ignored.
 public struct OktaTransaction: Equatable, Sendable {
-    public var status: String
+    /// The transaction's state (`status`), as Okta's Authentication API documents them; a state
+    /// CloudLogin does not know (one Okta adds later) is `other`, never dropped (`OktaName`).
+    public enum Status: OktaName {
+        case unauthenticated
+        case passwordWarn
+        case passwordExpired
+        case recovery
+        case recoveryChallenge
+        case passwordReset
+        case lockedOut
+        case mfaEnroll
+        case mfaEnrollActivate
+        case mfaRequired
+        case mfaChallenge
+        case success
+        /// A state CloudLogin does not know, as Okta sent it.
+        case other(String)
+
+        public static let known: [Status] = [.unauthenticated, .passwordWarn, .passwordExpired, .recovery, .recoveryChallenge,
+                                             .passwordReset, .lockedOut, .mfaEnroll, .mfaEnrollActivate, .mfaRequired,
+                                             .mfaChallenge, .success]
+
+        /// Okta's name for the state, e.g. "MFA_REQUIRED", as it was sent.
+        public var name: String {
+            switch self {
+            case .unauthenticated: return "UNAUTHENTICATED"
+            case .passwordWarn: return "PASSWORD_WARN"
+            case .passwordExpired: return "PASSWORD_EXPIRED"
+            case .recovery: return "RECOVERY"
+            case .recoveryChallenge: return "RECOVERY_CHALLENGE"
+            case .passwordReset: return "PASSWORD_RESET"
+            case .lockedOut: return "LOCKED_OUT"
+            case .mfaEnroll: return "MFA_ENROLL"
+            case .mfaEnrollActivate: return "MFA_ENROLL_ACTIVATE"
+            case .mfaRequired: return "MFA_REQUIRED"
+            case .mfaChallenge: return "MFA_CHALLENGE"
+            case .success: return "SUCCESS"
+            case .other(let name): return name
+            }
+        }
+    }
+
+    /// Where a factor challenge stands (`factorResult`); an unknown result is `other`
+    /// (`OktaName`).
+    public enum FactorResult: OktaName {
+        /// A push not answered yet.
+        case waiting
+        /// A code sent (SMS) and not yet entered.
+        case challenge
+        case success
+        /// The push was refused on the phone.
+        case rejected
+        case timeout
+        case timeWindowExceeded
+        case passcodeReplayed
+        case cancelled
+        case failed
+        case error
+        /// A result CloudLogin does not know, as Okta sent it.
+        case other(String)
+
+        public static let known: [FactorResult] = [.waiting, .challenge, .success, .rejected, .timeout, .timeWindowExceeded,
+                                                   .passcodeReplayed, .cancelled, .failed, .error]
+
+        /// Okta's name for the result, e.g. "WAITING", as it was sent.
+        public var name: String {
+            switch self {
+            case .waiting: return "WAITING"
+            case .challenge: return "CHALLENGE"
+            case .success: return "SUCCESS"
+            case .rejected: return "REJECTED"
+            case .timeout: return "TIMEOUT"
+            case .timeWindowExceeded: return "TIME_WINDOW_EXCEEDED"
+            case .passcodeReplayed: return "PASSCODE_REPLAYED"
+            case .cancelled: return "CANCELLED"
+            case .failed: return "FAILED"
+            case .error: return "ERROR"
+            case .other(let name): return name
+            }
+        }
+    }
+
+    public var status: Status
     public var stateToken: String?
     public var sessionToken: String?
-    /// For a factor challenge: WAITING, SUCCESS, REJECTED, TIMEOUT, …
-    public var factorResult: String?
+    /// For a factor challenge: waiting, rejected, timeout, …
+    public var factorResult: FactorResult?
     public var user: OktaUser?
     /// The enrolled factors under MFA_REQUIRED (`_embedded.factors`, or `_embedded.factor`
     /// as an array, as the current docs name it).
@@ -21,10 +103,10 @@ public struct OktaTransaction: Equatable, Sendable {
 
     public init?(_ document: JSONValue) {
         guard let status = document["status"]?.stringValue, !status.isEmpty else { return nil }
-        self.status = status
+        self.status = Status(status)
         stateToken = document["stateToken"]?.stringValue
         sessionToken = document["sessionToken"]?.stringValue
-        factorResult = document["factorResult"]?.stringValue
+        factorResult = document["factorResult"]?.stringValue.map(FactorResult.init)
         let embedded = document["_embedded"]
         user = embedded?["user"].flatMap(OktaUser.init)
         var factors: [OktaFactor] = []
@@ -127,19 +209,5 @@ public struct OktaFactor: Equatable, Sendable {
     public var label: String {
         guard let detail, !detail.isEmpty else { return name }
         return "\(name) (\(ConfigParser.printable(detail)))"
-    }
-}
-
-/// An error answer of the Okta API (`errorCode`, `errorSummary`, `errorCauses`).
-public struct OktaError: Equatable, Sendable {
-    public var code: String
-    public var summary: String
-    public var causes: [String]
-
-    public init?(_ document: JSONValue?) {
-        guard let code = document?["errorCode"]?.stringValue else { return nil }
-        self.code = code
-        summary = document?["errorSummary"]?.stringValue ?? ""
-        causes = document?["errorCauses"]?.arrayValue?.compactMap { $0["errorSummary"]?.stringValue } ?? []
     }
 }
