@@ -2,18 +2,19 @@ import CCurl
 import Glibc
 
 /// The one way CloudLogin sets up a libcurl handle to talk to an IdP, for the module's
-/// `CurlTransport` and the admin tool's `HTTPProbe` alike: https only, peer and host verified
-/// (TLS 1.2 or later, `caFile` as extra trust anchors), no redirects, no signals, the proxy as
-/// `ProxyPolicy` says, bounded time and answer size.
-enum CurlSetup {
+/// `CurlTransport` and the admin tool's `HTTPProbe` (in CloudLoginAdmin: `package` access)
+/// alike: https only, peer and host verified (TLS 1.2 or later, `caFile` as extra trust
+/// anchors), no redirects, no signals, the proxy as `ProxyPolicy` says, bounded time and
+/// answer size.
+package enum CurlSetup {
     /// A new easy handle (libcurl initialised first), or nil. The caller cleans it up.
-    static func handle() -> UnsafeMutableRawPointer? {
+    package static func handle() -> UnsafeMutableRawPointer? {
         guard curlIsReady else { return nil }
         return curl_easy_init()
     }
 
     /// Sets the options every request gets. False when libcurl refused one.
-    static func configure(_ curl: UnsafeMutableRawPointer, url: String, caFile: String?, proxy: ProxyPolicy,
+    package static func configure(_ curl: UnsafeMutableRawPointer, url: String, caFile: String?, proxy: ProxyPolicy,
                           connectTimeoutMilliseconds: Int, timeoutMilliseconds: Int, userAgent: String) -> Bool {
         var failed = false
         func set(_ result: CURLcode) { if result != CURLE_OK { failed = true } }
@@ -35,7 +36,7 @@ enum CurlSetup {
 
     /// Runs the request: a POST of the `count` bytes at `postBody` (which libcurl reads in
     /// place: it must stay valid until this returns), else what the handle is set up for.
-    static func perform(_ curl: UnsafeMutableRawPointer, postBody: UnsafePointer<CChar>?, count: Int) -> CURLcode {
+    package static func perform(_ curl: UnsafeMutableRawPointer, postBody: UnsafePointer<CChar>?, count: Int) -> CURLcode {
         if let postBody {
             guard CCurl_setopt_long(curl, CURLOPT_POST, 1) == CURLE_OK,
                   CCurl_setopt_long(curl, CURLOPT_POSTFIELDSIZE, count) == CURLE_OK,
@@ -46,7 +47,7 @@ enum CurlSetup {
     }
 
     /// The HTTP status of the last answer.
-    static func status(_ curl: UnsafeMutableRawPointer) -> Int {
+    package static func status(_ curl: UnsafeMutableRawPointer) -> Int {
         var status = 0
         _ = CCurl_getinfo_long(curl, CURLINFO_RESPONSE_CODE, &status)
         return status

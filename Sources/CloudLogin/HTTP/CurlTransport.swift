@@ -81,7 +81,7 @@ public final class CurlTransport: HTTPTransport {
         return .success(HTTPResponse(status: CurlSetup.status(curl), body: sink.body, headers: sink.headers))
     }
 
-    static func classify(_ code: CURLcode) -> TransportError {
+    package static func classify(_ code: CURLcode) -> TransportError {
         let detail = String(cString: curl_easy_strerror(code))
         switch code {
         case CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY: return .resolve(detail)

@@ -1,4 +1,5 @@
 import CCurl
+import CloudLogin
 import Glibc
 
 /// One diagnostic HTTPS request for `cloudlogin check` and `cloudlogin setup`: does the IdP
