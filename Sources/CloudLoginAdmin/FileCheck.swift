@@ -30,18 +30,14 @@ public enum FileCheck {
 
     /// A directory whose files CloudLogin trusts: whoever can write it can replace them.
     public static func trustedDirectory(_ path: String, owner: uid_t = 0) -> Problem? {
-        let info: stat
-        switch FileTrust.status(of: path, followingSymlinks: true) {
-        case .failure(let error):
+        switch FileTrust(kind: nil, owner: owner).examine(path, followingSymlinks: true) {
+        case .success, .failure(.untrusted(.symlink)), .failure(.untrusted(.wrongKind)): return nil
+        case .failure(.system(let error)):
             return Problem(message: "files: \(path) cannot be examined: \(error)", fix: "create it: install -d -o root -g root -m 0755 \(path)")
-        case .success(let found): info = found
-        }
-        switch FileTrust(kind: nil, owner: owner).violation(of: info) {
-        case nil, .symlink, .wrongKind: return nil
-        case .wrongOwner(let found):
+        case .failure(.untrusted(.wrongOwner(let found))):
             return Problem(message: "files: the directory \(path) is owned by uid \(found), not \(FileTrust.name(of: owner)): that user can replace the config",
                            fix: "chown root:root \(path)")
-        case .writableByOthers(let mode):
+        case .failure(.untrusted(.writableByOthers(let mode))):
             return Problem(message: "files: the directory \(path) is writable by group or others (mode \(octal(mode))): anyone who can write it can replace the config",
                            fix: "chmod go-w \(path)")
         }
@@ -49,21 +45,17 @@ public enum FileCheck {
 
     /// A file CloudLogin trusts (the CA file): root-owned, writable by root only.
     public static func trustedFile(_ path: String, what: String, owner: uid_t = 0) -> Problem? {
-        let info: stat
-        switch FileTrust.status(of: path, followingSymlinks: true) {
-        case .failure(let error):
+        switch FileTrust.regularFile(owner: owner).examine(path, followingSymlinks: true) {
+        case .success: return nil
+        case .failure(.system(let error)):
             return Problem(message: "files: \(what) \(path) cannot be read: \(error); TLS with the IdP will fail",
                            fix: "put the PEM of the CA that signed the IdP's certificate there, or remove ca_file")
-        case .success(let found): info = found
-        }
-        switch FileTrust.regularFile(owner: owner).violation(of: info) {
-        case nil: return nil
-        case .symlink, .wrongKind:
+        case .failure(.untrusted(.symlink)), .failure(.untrusted(.wrongKind)):
             return Problem(message: "files: \(what) \(path) is not a regular file", fix: "point \(what) at a PEM file")
-        case .wrongOwner(let found):
+        case .failure(.untrusted(.wrongOwner(let found))):
             return Problem(message: "files: \(what) \(path) is owned by uid \(found), not \(FileTrust.name(of: owner)): that user can add a CA and impersonate the IdP",
                            fix: "chown root:root \(path)")
-        case .writableByOthers(let mode):
+        case .failure(.untrusted(.writableByOthers(let mode))):
             return Problem(message: "files: \(what) \(path) is writable by group or others (mode \(octal(mode))): anyone can add a CA and impersonate the IdP",
                            fix: "chmod 644 \(path)")
         }
@@ -71,28 +63,23 @@ public enum FileCheck {
 
     /// The state or cache directory, as the module will find it.
     public static func stateDirectory(_ path: String, wanted: mode_t, what: String, owner: uid_t = 0) -> DirectoryState {
-        let info: stat
-        switch FileTrust.status(of: path, followingSymlinks: false) {
-        case .failure(let error):
-            if error.code == ENOENT {
-                return .missing("files: the \(what) \(path) does not exist yet (the package creates it; the module makes it at the first sign-in as root)")
-            }
+        switch FileTrust.directory(owner: owner).examine(path, followingSymlinks: false) {
+        case .failure(.system(let error)) where error.code == ENOENT:
+            return .missing("files: the \(what) \(path) does not exist yet (the package creates it; the module makes it at the first sign-in as root)")
+        case .failure(.system(let error)):
             return .unsafe(Problem(message: "files: the \(what) \(path) cannot be examined: \(error)", fix: "check the path in the config"))
-        case .success(let found): info = found
-        }
-        switch FileTrust.directory(owner: owner).violation(of: info) {
-        case .symlink:
+        case .failure(.untrusted(.symlink)):
             return .unsafe(Problem(message: "files: the \(what) \(path) is a symlink: CloudLogin refuses to use it",
                                    fix: "replace it by a real directory: rm \(path); install -d -o root -g root -m \(octal(wanted)) \(path)"))
-        case .wrongKind:
+        case .failure(.untrusted(.wrongKind)):
             return .unsafe(Problem(message: "files: the \(what) \(path) is not a directory", fix: "rm \(path); install -d -o root -g root -m \(octal(wanted)) \(path)"))
-        case .wrongOwner(let found):
+        case .failure(.untrusted(.wrongOwner(let found))):
             return .unsafe(Problem(message: "files: the \(what) \(path) is owned by uid \(found), not \(FileTrust.name(of: owner)): CloudLogin will not use it, and that user could forge its content",
                                    fix: "chown root:root \(path)"))
-        case .writableByOthers(let mode):
+        case .failure(.untrusted(.writableByOthers(let mode))):
             return .unsafe(Problem(message: "files: the \(what) \(path) is writable by group or others (mode \(octal(mode))): CloudLogin will not use it, since anyone could plant records or signing keys there",
                                    fix: "chmod \(octal(wanted)) \(path)"))
-        case nil:
+        case .success(let info):
             if info.st_mode & 0o7777 & ~wanted != 0 {
                 return .loose("files: the \(what) \(path) is mode \(octal(info.st_mode)), more open than the \(octal(wanted)) CloudLogin gives it (readable, not writable, by others)")
             }

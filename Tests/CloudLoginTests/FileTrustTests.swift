@@ -119,6 +119,17 @@ let someoneElse: uid_t = me == 0 ? 1 : 0
         #expect(FileTrust(kind: nil, owner: someoneElse).violation(of: try status(directory)) == .wrongOwner(me))
     }
 
+    @Test func examineIsStatusThenTheRule() throws {
+        let temporary = TemporaryDirectory()
+        let directory = temporary.directory("cache", mode: 0o700)
+        #expect(try FileTrust.directory(owner: me).examine(directory, followingSymlinks: false).get().st_mode == S_IFDIR | 0o700)
+        #expect(throws: FileTrust.Refusal.untrusted(.wrongOwner(me))) { try FileTrust.directory(owner: someoneElse).examine(directory, followingSymlinks: false).get() }
+        let link = temporary.symlink("link", to: directory)
+        #expect(throws: FileTrust.Refusal.untrusted(.symlink)) { try FileTrust.directory(owner: me).examine(link, followingSymlinks: false).get() }
+        #expect(throws: Never.self) { try FileTrust.directory(owner: me).examine(link, followingSymlinks: true).get() }
+        #expect(throws: FileTrust.Refusal.system(SystemError(ENOENT))) { try FileTrust.directory(owner: me).examine("\(directory)/none", followingSymlinks: true).get() }
+    }
+
     @Test func statusNamesTheErrno() {
         let temporary = TemporaryDirectory()
         #expect(throws: SystemError(ENOENT)) { try FileTrust.status(of: "\(temporary.path)/missing", followingSymlinks: false).get() }
@@ -132,10 +143,10 @@ let someoneElse: uid_t = me == 0 ? 1 : 0
         #expect(try opened.readAll(limit: 100).get().withBytes { Array($0) } == Array("content\n".utf8))
 
         let rule = FileTrust.regularFile(owner: me)
-        #expect(throws: FileTrust.OpenFailure.system(SystemError(ENOENT))) { try rule.open("\(temporary.path)/missing", followingSymlinks: false).get() }
+        #expect(throws: FileTrust.Refusal.system(SystemError(ENOENT))) { try rule.open("\(temporary.path)/missing", followingSymlinks: false).get() }
         chmod(file, 0o666)
-        #expect(throws: FileTrust.OpenFailure.untrusted(.writableByOthers(mode: S_IFREG | 0o666))) { try rule.open(file, followingSymlinks: false).get() }
-        #expect(throws: FileTrust.OpenFailure.untrusted(.wrongOwner(me))) {
+        #expect(throws: FileTrust.Refusal.untrusted(.writableByOthers(mode: S_IFREG | 0o666))) { try rule.open(file, followingSymlinks: false).get() }
+        #expect(throws: FileTrust.Refusal.untrusted(.wrongOwner(me))) {
             try FileTrust.regularFile(owner: someoneElse).open(file, followingSymlinks: true).get()
         }
     }
@@ -144,7 +155,7 @@ let someoneElse: uid_t = me == 0 ? 1 : 0
         let temporary = TemporaryDirectory()
         let link = temporary.symlink("link", to: temporary.file("target"))
         let rule = FileTrust.regularFile(owner: me)
-        #expect(throws: FileTrust.OpenFailure.system(SystemError(ELOOP))) { try rule.open(link, followingSymlinks: false).get() }
+        #expect(throws: FileTrust.Refusal.system(SystemError(ELOOP))) { try rule.open(link, followingSymlinks: false).get() }
         #expect(throws: Never.self) { try rule.open(link, followingSymlinks: true).get() }
     }
 
@@ -153,7 +164,7 @@ let someoneElse: uid_t = me == 0 ? 1 : 0
     @Test func aFIFOIsRefusedWithoutBlocking() {
         let temporary = TemporaryDirectory()
         let fifo = temporary.fifo("config")
-        #expect(throws: FileTrust.OpenFailure.untrusted(.wrongKind)) {
+        #expect(throws: FileTrust.Refusal.untrusted(.wrongKind)) {
             try FileTrust.regularFile(owner: me).open(fifo, followingSymlinks: false).get()
         }
     }

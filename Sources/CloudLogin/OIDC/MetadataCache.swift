@@ -26,23 +26,20 @@ public final class DiskMetadataCache: MetadataCache {
         self.directory = directory
         self.log = log
         self.owner = geteuid()
-        var found = FileTrust.status(of: directory, followingSymlinks: false)
-        if case .failure(let error) = found, error.code == ENOENT {
-            found = mkdir(directory, 0o700) == 0 ? FileTrust.status(of: directory, followingSymlinks: false) : .failure(SystemError(errno))
+        let rule = FileTrust.directory(owner: owner)
+        var examined = rule.examine(directory, followingSymlinks: false)
+        if case .failure(.system(let error)) = examined, error.code == ENOENT {
+            examined = mkdir(directory, 0o700) == 0 ? rule.examine(directory, followingSymlinks: false) : .failure(.system(SystemError(errno)))
         }
-        let info: stat
-        switch found {
-        case .failure(let error):
+        switch examined {
+        case .success: break
+        case .failure(.system(let error)):
             log.debug("metadata cache \(directory) unavailable: \(error)")
             return nil
-        case .success(let status): info = status
-        }
-        switch FileTrust.directory(owner: owner).violation(of: info) {
-        case nil: break
-        case .symlink, .wrongKind:
+        case .failure(.untrusted(.symlink)), .failure(.untrusted(.wrongKind)):
             log.warning("metadata cache \(directory) is not a directory (or is a symlink); not caching")
             return nil
-        case .wrongOwner, .writableByOthers:
+        case .failure(.untrusted(.wrongOwner)), .failure(.untrusted(.writableByOthers)):
             if owner == 0 {
                 log.warning("metadata cache \(directory) is not owned by root or is writable by others; not caching (chown root: \(directory); chmod 700 \(directory))")
             }

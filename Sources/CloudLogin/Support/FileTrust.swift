@@ -60,18 +60,27 @@ public struct FileTrust: Equatable, Sendable {
         return found == 0 ? .success(info) : .failure(SystemError(errno))
     }
 
-    /// Why `open` gave no file.
-    public enum OpenFailure: Error, Equatable, Sendable {
-        /// open or fstat failed (ENOENT: nothing there; ELOOP: a symlink not followed).
+    /// Why a path was not trusted: it could not be examined, or it breaks the rule.
+    public enum Refusal: Error, Equatable, Sendable {
+        /// stat, open or fstat failed (ENOENT: nothing there; ELOOP: a symlink not followed).
         case system(SystemError)
         case untrusted(Violation)
+    }
+
+    /// The status of what is at `path` (lstat, or stat when `followingSymlinks`) if it may be
+    /// trusted.
+    public func examine(_ path: String, followingSymlinks: Bool) -> Result<stat, Refusal> {
+        switch Self.status(of: path, followingSymlinks: followingSymlinks) {
+        case .failure(let error): return .failure(.system(error))
+        case .success(let info): return violation(of: info).map { .failure(.untrusted($0)) } ?? .success(info)
+        }
     }
 
     /// Opens `path` for reading and checks the open file (so what is read is what was checked):
     /// non-blocking, so a FIFO or device at the path cannot hang the host (it is refused as
     /// the wrong kind; reading a regular file is unaffected), and without following a symlink
     /// at the last component unless `followingSymlinks`.
-    public func open(_ path: String, followingSymlinks: Bool) -> Result<OpenedFile, OpenFailure> {
+    public func open(_ path: String, followingSymlinks: Bool) -> Result<OpenedFile, Refusal> {
         let flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK | (followingSymlinks ? 0 : O_NOFOLLOW)
         let descriptor = Glibc.open(path, flags)
         guard descriptor >= 0 else { return .failure(.system(SystemError(errno))) }
