@@ -48,10 +48,18 @@ let package = Package(
             dependencies: ["CloudLogin", "CShim"],
             path: "Sources/CloudLoginPAM"
         ),
+        // The admin tool's logic (check, setup, status, the --trace seams, the exit codes):
+        // never linked into the module; the executable only parses options and calls it.
+        .target(
+            name: "CloudLoginAdmin",
+            dependencies: ["CloudLogin", "CCurl"],
+            path: "Sources/CloudLoginAdmin"
+        ),
         .executableTarget(
             name: "cloudlogin",
             dependencies: [
                 "CloudLogin",
+                "CloudLoginAdmin",
                 "CloudLoginPAM",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
@@ -59,7 +67,7 @@ let package = Package(
         ),
         .testTarget(
             name: "CloudLoginTests",
-            dependencies: ["CloudLogin", "CloudLoginPAM"],
+            dependencies: ["CloudLogin", "CloudLoginPAM", "CloudLoginAdmin"],
             path: "Tests/CloudLoginTests",
             exclude: ["Fixtures"]
         ),

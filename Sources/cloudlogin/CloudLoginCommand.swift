@@ -1,5 +1,6 @@
 import ArgumentParser
 import CloudLogin
+import CloudLoginAdmin
 import CloudLoginPAM
 import Glibc
 
@@ -23,7 +24,7 @@ struct ConfigOption: ParsableArguments {
         switch ConfigLoader.load(path: config, owner: ConfigOption.owner) {
         case .failure(let problem):
             printError("error: \(problem)")
-            throw ExitCode(1)
+            throw ExitCode(ExitStatus.configUnusable.code)
         case .success(let loaded):
             for warning in loaded.warnings { printError("warning: \(warning)") }
             return loaded
@@ -34,29 +35,4 @@ struct ConfigOption: ParsableArguments {
 extension ConfigOption {
     /// The uid that must own the config and secret files: root, as in the module.
     static let owner: uid_t = 0
-}
-
-/// Standard error, for what is not the command's result.
-func printError(_ text: String) {
-    var line = text + "\n"
-    line.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
-}
-
-/// Log lines to standard error; debug lines only with --trace.
-struct TerminalLog: EventLog {
-    var trace: Bool
-
-    func record(_ level: LogLevel, _ message: String) {
-        switch level {
-        case .debug: if trace { printError("trace: \(message)") }
-        case .info, .notice: if trace { printError("info: \(message)") }
-        case .warning: printError("warning: \(message)")
-        case .error: printError("error: \(message)")
-        }
-    }
-
-    /// One step of `cloudlogin login --trace`: "trace: [phase] message".
-    func step(_ phase: String, _ message: @autoclosure () -> String) {
-        if trace { printError("trace: [\(phase)] \(message())") }
-    }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import CloudLogin
+import CloudLoginAdmin
 import CloudLoginPAM
 import Glibc
 

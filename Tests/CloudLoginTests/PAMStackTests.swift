@@ -1,4 +1,5 @@
-@testable import CloudLogin
+import CloudLogin
+@testable import CloudLoginAdmin
 import Testing
 
 /// `cloudlogin check`'s reading of pam.d stacks: which placements of pam_cloudlogin bypass it or

@@ -1,4 +1,5 @@
-@testable import CloudLogin
+import CloudLogin
+@testable import CloudLoginAdmin
 import Testing
 
 @Suite struct TraceRedactionTests {

@@ -10,39 +10,48 @@ public final class StateDirectory: ManagedUserStore {
     public let path: String
     /// The sign-in's overall deadline: the lock is not waited for beyond it.
     private let deadline: Deadline?
+    /// Who must own the directories and records: root (tests pass their own uid).
+    private let owner: uid_t
     private var usersPath: String { "\(path)/users" }
 
-    public init(path: String, deadline: Deadline? = nil) {
+    public init(path: String, deadline: Deadline? = nil, owner: uid_t = 0) {
         self.path = path
         self.deadline = deadline
+        self.owner = owner
     }
 
     /// Checks (and, for root, creates) the directory layout. False: it does not exist (and
     /// `create` is off, or this process is not root), so there are no records.
     func checkLayout(create: Bool) -> Result<Bool, AccountError> {
         for directory in [path, usersPath] {
-            var info = stat()
-            if lstat(directory, &info) != 0 {
-                guard errno == ENOENT, create, geteuid() == 0 else {
-                    if errno == ENOENT { return create ? .failure(.stateFailed("\(directory) does not exist")) : .success(false) }
-                    return .failure(.stateLayout("\(directory): \(String(cString: strerror(errno)))"))
+            var info: stat
+            switch FileTrust.status(of: directory, followingSymlinks: false) {
+            case .success(let found): info = found
+            case .failure(let error):
+                guard error.code == ENOENT, create, geteuid() == owner else {
+                    if error.code == ENOENT { return create ? .failure(.stateFailed("\(directory) does not exist")) : .success(false) }
+                    return .failure(.stateLayout("\(directory): \(error)"))
                 }
-                guard mkdir(directory, 0o755) == 0 || errno == EEXIST, lstat(directory, &info) == 0 else {
-                    return .failure(.stateLayout("cannot create \(directory): \(String(cString: strerror(errno)))"))
+                guard mkdir(directory, 0o755) == 0 || errno == EEXIST else {
+                    return .failure(.stateLayout("cannot create \(directory): \(SystemError(errno))"))
+                }
+                switch FileTrust.status(of: directory, followingSymlinks: false) {
+                case .failure(let error): return .failure(.stateLayout("cannot create \(directory): \(error)"))
+                case .success(let made): info = made
                 }
                 // Not the host's umask: a screen locker running as the user must read records.
-                if (info.st_mode & S_IFMT) == S_IFDIR, info.st_uid == 0, info.st_mode & 0o777 != 0o755 {
+                if (info.st_mode & S_IFMT) == S_IFDIR, info.st_uid == owner, info.st_mode & 0o777 != 0o755 {
                     chmod(directory, 0o755)
                     info.st_mode = (info.st_mode & ~0o777) | 0o755
                 }
             }
-            guard (info.st_mode & S_IFMT) == S_IFDIR else {
+            switch FileTrust.directory(owner: owner).violation(of: info) {
+            case nil: continue
+            case .symlink, .wrongKind:
                 return .failure(.stateLayout("\(directory) is not a directory (a symlink?); refusing to use it"))
-            }
-            guard info.st_uid == 0 else {
-                return .failure(.stateLayout("\(directory) is owned by uid \(info.st_uid), not root; refusing to use it"))
-            }
-            guard info.st_mode & (S_IWGRP | S_IWOTH) == 0 else {
+            case .wrongOwner(let found):
+                return .failure(.stateLayout("\(directory) is owned by uid \(found), not \(FileTrust.name(of: owner)); refusing to use it"))
+            case .writableByOthers:
                 return .failure(.stateLayout("\(directory) is writable by group or others; run chmod go-w \(directory)"))
             }
         }
@@ -57,29 +66,22 @@ public final class StateDirectory: ManagedUserStore {
         case .success(true): break
         }
         let file = "\(usersPath)/\(name)"
-        let descriptor = open(file, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
-        guard descriptor >= 0 else {
-            if errno == ENOENT { return .success(nil) }
-            return .failure(.stateFailed("cannot read \(file): \(String(cString: strerror(errno)))"))
+        let untrusted = AccountError.stateFailed("\(file) is not a \(FileTrust.name(of: owner))-owned regular file writable by \(FileTrust.name(of: owner)) only")
+        let opened: OpenedFile
+        switch FileTrust.regularFile(owner: owner).open(file, followingSymlinks: false) {
+        case .success(let found): opened = found
+        case .failure(.system(let error)):
+            if error.code == ENOENT { return .success(nil) }
+            return .failure(.stateFailed("cannot read \(file): \(error)"))
+        case .failure(.untrusted): return .failure(untrusted)
         }
-        defer { close(descriptor) }
-        var info = stat()
-        guard fstat(descriptor, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, info.st_uid == 0,
-              info.st_mode & (S_IWGRP | S_IWOTH) == 0, info.st_size < 65536 else {
-            return .failure(.stateFailed("\(file) is not a root-owned regular file writable by root only"))
-        }
-        var bytes = [UInt8](repeating: 0, count: Int(truncatingIfNeeded: info.st_size))
-        var offset = 0
-        while offset < bytes.count {
-            let got = bytes.withUnsafeMutableBytes { read(descriptor, $0.baseAddress.map { $0 + offset }, $0.count - offset) }
-            if got < 0 && errno == EINTR { continue }
-            guard got > 0 else { break }
-            offset += got
-        }
-        guard offset == bytes.count, bytes.withUnsafeBytes({ JSONValue.nestingDepth(of: $0) }) <= 4,
-              let record = try? JSONDecoder().decode(ManagedUser.self, from: Data(bytes)),
+        guard opened.info.st_size < 65536 else { return .failure(untrusted) }
+        let notARecord = AccountError.stateFailed("\(file) is not a CloudLogin record")
+        guard case .success(let bytes) = opened.readAll(limit: 65535),
+              bytes.withBytes({ JSONValue.nestingDepth(of: $0) }) <= 4,
+              let record = try? JSONDecoder().decode(ManagedUser.self, from: bytes.withBytes { Data($0) }),
               record.name == name else {
-            return .failure(.stateFailed("\(file) is not a CloudLogin record"))
+            return .failure(notARecord)
         }
         return .success(record)
     }
@@ -90,32 +92,11 @@ public final class StateDirectory: ManagedUserStore {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
         guard let data = try? encoder.encode(user) else { return .failure(.stateFailed("cannot encode the record")) }
-        let file = "\(usersPath)/\(user.name)"
-        let temporary = "\(file).tmp.\(getpid())"
-        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o644)
-        guard descriptor >= 0 else { return .failure(.stateFailed("cannot write \(temporary): \(String(cString: strerror(errno)))")) }
-        let bytes = [UInt8](data) + [UInt8(ascii: "\n")]
-        var offset = 0
-        var ok = true
-        while offset < bytes.count {
-            let written = bytes.withUnsafeBytes { write(descriptor, $0.baseAddress.map { $0 + offset }, $0.count - offset) }
-            if written < 0 && errno == EINTR { continue }
-            guard written > 0 else { ok = false; break }
-            offset += written
+        // Mode 0644: records hold no secret, and a screen locker running as the user reads them.
+        switch AtomicFile.write([UInt8](data) + [UInt8(ascii: "\n")], to: "\(usersPath)/\(user.name)", mode: 0o644) {
+        case .success: return .success(())
+        case .failure(let failure): return .failure(.stateFailed(failure.description))
         }
-        if fchmod(descriptor, 0o644) != 0 || fsync(descriptor) != 0 { ok = false }
-        close(descriptor)
-        guard ok, rename(temporary, file) == 0 else {
-            let why = String(cString: strerror(errno))
-            unlink(temporary)
-            return .failure(.stateFailed("cannot write \(file): \(why)"))
-        }
-        let directory = open(usersPath, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if directory >= 0 {
-            fsync(directory)
-            close(directory)
-        }
-        return .success(())
     }
 
     public func allUsers() -> Result<[ManagedUser], AccountError> {

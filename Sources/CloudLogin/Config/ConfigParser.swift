@@ -364,7 +364,7 @@ public enum ConfigParser {
     }
 
     /// A value as it may be shown in a message: control characters replaced, length bounded.
-    static func printable<S: StringProtocol>(_ value: S) -> String {
+    package static func printable<S: StringProtocol>(_ value: S) -> String {
         String(value.prefix(80).map { $0.isASCII && ($0.asciiValue ?? 0) < 0x20 ? "?" : $0 })
     }
 }

@@ -16,7 +16,7 @@ public enum SafeFileError: Error, Equatable, Sendable, CustomStringConvertible {
         case .unreadable(let path, let code): return "\(path) cannot be read: \(String(cString: strerror(code)))"
         case .notRegular(let path): return "\(path) is not a regular file"
         case .wrongOwner(let path, let owner, let expected):
-            return "\(path) is owned by uid \(owner), not \(expected == 0 ? "root" : "uid \(expected)"); run chown root:root \(path)"
+            return "\(path) is owned by uid \(owner), not \(FileTrust.name(of: expected)); run chown root:root \(path)"
         case .writableByOthers(let path): return "\(path) is writable by group or others; run chmod go-w \(path)"
         case .readableByOthers(let path): return "\(path) holds a secret but is readable by group or others; run chmod 600 \(path)"
         case .tooLarge(let path): return "\(path) is larger than CloudLogin accepts (64 KiB)"
@@ -31,35 +31,19 @@ public enum SafeFile {
     /// The content of `path` and whether only its owner can read it. Refuses a file not owned
     /// by `owner`, writable by group or others, not regular, or larger than 64 KiB.
     public static func read(_ path: String, owner: uid_t, secret: Bool = false) -> Result<(content: SecretBytes, ownerOnly: Bool), SafeFileError> {
-        // O_NONBLOCK: a FIFO or device at the path must not hang the host (it is refused below
-        // as not a regular file); reading a regular file is unaffected.
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
-        guard descriptor >= 0 else {
-            let code = errno
-            return .failure(code == ENOENT ? .missing(path) : .unreadable(path, errno: code))
+        let file: OpenedFile
+        switch open(path, owner: owner) {
+        case .failure(let problem): return .failure(problem)
+        case .success(let opened): file = opened
         }
-        defer { close(descriptor) }
-        var info = stat()
-        guard fstat(descriptor, &info) == 0 else { return .failure(.unreadable(path, errno: errno)) }
-        if let problem = trustProblem(info, path: path, owner: owner) { return .failure(problem) }
-        let ownerOnly = info.st_mode & (S_IRWXG | S_IRWXO) == 0
+        let ownerOnly = file.info.st_mode & (S_IRWXG | S_IRWXO) == 0
         if secret && !ownerOnly { return .failure(.readableByOthers(path)) }
-        guard info.st_size <= maximumSize else { return .failure(.tooLarge(path)) }
-
-        let content = SecretBytes(capacity: 1024)
-        var chunk = [UInt8](repeating: 0, count: 4096)
-        defer { explicit_bzero(&chunk, chunk.count) }
-        while true {
-            let got = chunk.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
-            if got < 0 {
-                if errno == EINTR { continue }
-                return .failure(.unreadable(path, errno: errno))
-            }
-            if got == 0 { break }
-            chunk.withUnsafeBytes { content.append(UnsafeRawBufferPointer(rebasing: $0[0..<got])) }
-            if content.count > maximumSize { return .failure(.tooLarge(path)) }
+        guard file.info.st_size <= maximumSize else { return .failure(.tooLarge(path)) }
+        switch file.readAll(limit: maximumSize) {
+        case .success(let content): return .success((content, ownerOnly))
+        case .failure(.tooLarge): return .failure(.tooLarge(path))
+        case .failure(.system(let error)): return .failure(.unreadable(path, errno: error.code))
         }
-        return .success((content, ownerOnly))
     }
 
     /// Checks a file that others read on CloudLogin's behalf (`ca_file`, which libcurl opens) by
@@ -67,23 +51,21 @@ public enum SafeFile {
     /// writable by group or others. nil when it may be trusted. Its size is not limited (a CA
     /// bundle may be large) and it is not read.
     public static func check(_ path: String, owner: uid_t) -> SafeFileError? {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)
-        guard descriptor >= 0 else {
-            let code = errno
-            return code == ENOENT ? .missing(path) : .unreadable(path, errno: code)
-        }
-        defer { close(descriptor) }
-        var info = stat()
-        guard fstat(descriptor, &info) == 0 else { return .unreadable(path, errno: errno) }
-        return trustProblem(info, path: path, owner: owner)
+        if case .failure(let problem) = open(path, owner: owner) { return problem }
+        return nil
     }
 
-    /// The file-trust rules: a regular file, owned by `owner`, not writable by group or others.
-    private static func trustProblem(_ info: stat, path: String, owner: uid_t) -> SafeFileError? {
-        guard (info.st_mode & S_IFMT) == S_IFREG else { return .notRegular(path) }
-        guard info.st_uid == owner else { return .wrongOwner(path, owner: info.st_uid, expected: owner) }
-        guard info.st_mode & (S_IWGRP | S_IWOTH) == 0 else { return .writableByOthers(path) }
-        return nil
+    /// Opens `path` (following symlinks: the rules apply to the file they lead to) under the
+    /// file-trust rules, in the words of `SafeFileError`.
+    private static func open(_ path: String, owner: uid_t) -> Result<OpenedFile, SafeFileError> {
+        FileTrust.regularFile(owner: owner).open(path, followingSymlinks: true).mapError { failure in
+            switch failure {
+            case .system(let error): return error.code == ENOENT ? .missing(path) : .unreadable(path, errno: error.code)
+            case .untrusted(.symlink), .untrusted(.wrongKind): return .notRegular(path)
+            case .untrusted(.wrongOwner(let found)): return .wrongOwner(path, owner: found, expected: owner)
+            case .untrusted(.writableByOthers): return .writableByOthers(path)
+            }
+        }
     }
 
     /// A secret file's content without a trailing newline.

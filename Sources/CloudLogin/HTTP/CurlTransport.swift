@@ -2,7 +2,8 @@ import CCurl
 import Glibc
 
 /// HTTPS over libcurl, set up for a process CloudLogin does not own (sudo, login, sshd):
-/// TLS verification always on, https only, no redirects, no signals, bounded time and size.
+/// TLS verification always on, https only, no redirects, no signals, bounded time and size
+/// (`CurlSetup`, which the admin tool's probe shares).
 /// The proxy is the config's; the environment's proxy variables count only as `ProxyPolicy`
 /// says (opted in, and never in a setuid host).
 public final class CurlTransport: HTTPTransport {
@@ -35,7 +36,7 @@ public final class CurlTransport: HTTPTransport {
         guard HTTPSURL.isValid(request.url) else {
             return .failure(.invalidURL(String(request.url.prefix { $0 != "?" }.prefix(200))))
         }
-        guard curlIsReady, let curl = curl_easy_init() else { return .failure(.other("libcurl could not be initialised")) }
+        guard let curl = CurlSetup.handle() else { return .failure(.other("libcurl could not be initialised")) }
         defer { curl_easy_cleanup(curl) }
 
         let remaining = deadline.remainingMilliseconds
@@ -55,21 +56,11 @@ public final class CurlTransport: HTTPTransport {
             line.withCString { headerList = curl_slist_append(headerList, $0) }
         }
 
-        var failed = false
+        var failed = !CurlSetup.configure(curl, url: request.url, caFile: caFile, proxy: proxy,
+                                          connectTimeoutMilliseconds: Int(truncatingIfNeeded: min(connectTimeoutMilliseconds, remaining)),
+                                          timeoutMilliseconds: Int(truncatingIfNeeded: remaining),
+                                          userAgent: "CloudLogin/\(CloudLoginVersion.string)")
         func set(_ result: CURLcode) { if result != CURLE_OK { failed = true } }
-        set(CCurl_setopt_long(curl, CURLOPT_NOSIGNAL, 1))
-        set(CCurl_setopt_string(curl, CURLOPT_URL, request.url))
-        set(CCurl_setopt_string(curl, CURLOPT_PROTOCOLS_STR, "https"))
-        set(CCurl_setopt_long(curl, CURLOPT_FOLLOWLOCATION, 0))
-        set(CCurl_setopt_long(curl, CURLOPT_SSL_VERIFYPEER, 1))
-        set(CCurl_setopt_long(curl, CURLOPT_SSL_VERIFYHOST, 2))
-        set(CCurl_setopt_long(curl, CURLOPT_SSLVERSION, CURL_SSLVERSION_TLSv1_2))
-        if let caFile { set(CCurl_setopt_string(curl, CURLOPT_CAINFO, caFile)) }
-        if !proxy.apply(to: curl) { failed = true }
-        set(CCurl_setopt_long(curl, CURLOPT_CONNECTTIMEOUT_MS, Int(truncatingIfNeeded: min(connectTimeoutMilliseconds, remaining))))
-        set(CCurl_setopt_long(curl, CURLOPT_TIMEOUT_MS, Int(truncatingIfNeeded: remaining)))
-        set(CCurl_setopt_long(curl, CURLOPT_MAXFILESIZE, Self.maximumResponseBytes))
-        set(CCurl_setopt_string(curl, CURLOPT_USERAGENT, "CloudLogin/\(CloudLoginVersion.string)"))
         set(CCurl_setopt_write_function(curl, responseSinkWrite))
         set(CCurl_setopt_header_function(curl, responseSinkHeader))
         set(CCurl_setopt_pointer(curl, CURLOPT_HEADERDATA, sinkPointer.toOpaque()))
@@ -82,23 +73,15 @@ public final class CurlTransport: HTTPTransport {
         // the transfer runs while the buffer is pinned.
         let body = request.body ?? SecretBytes(capacity: 1)
         let result: CURLcode = body.withCString { bodyPointer in
-            if request.method == .post {
-                guard CCurl_setopt_long(curl, CURLOPT_POST, 1) == CURLE_OK,
-                      CCurl_setopt_long(curl, CURLOPT_POSTFIELDSIZE, body.count) == CURLE_OK,
-                      CCurl_setopt_pointer(curl, CURLOPT_POSTFIELDS, bodyPointer) == CURLE_OK
-                else { return CURLE_FAILED_INIT }
-            }
-            return curl_easy_perform(curl)
+            CurlSetup.perform(curl, postBody: request.method == .post ? bodyPointer : nil, count: body.count)
         }
         if sink.overflowed { return .failure(.tooLarge(limit: Self.maximumResponseBytes)) }
         guard result == CURLE_OK else { return .failure(Self.classify(result)) }
 
-        var status = 0
-        _ = CCurl_getinfo_long(curl, CURLINFO_RESPONSE_CODE, &status)
-        return .success(HTTPResponse(status: status, body: sink.body, headers: sink.headers))
+        return .success(HTTPResponse(status: CurlSetup.status(curl), body: sink.body, headers: sink.headers))
     }
 
-    static func classify(_ code: CURLcode) -> TransportError {
+    package static func classify(_ code: CURLcode) -> TransportError {
         let detail = String(cString: curl_easy_strerror(code))
         switch code {
         case CURLE_COULDNT_RESOLVE_HOST, CURLE_COULDNT_RESOLVE_PROXY: return .resolve(detail)
@@ -159,8 +142,3 @@ private let responseSinkHeader: CCurl_write_callback = { pointer, size, count, u
     }
     return length
 }
-
-/// curl_global_init once per process, on first use (it is not thread-safe, and must not be
-/// undone with curl_global_cleanup inside a host process), with allocators that wipe what libcurl
-/// frees: its copies of the request body (the password) and the Authorization header.
-private let curlIsReady: Bool = CCurl_global_init_wiping() == CURLE_OK

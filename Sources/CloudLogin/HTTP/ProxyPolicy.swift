@@ -54,7 +54,7 @@ public struct ProxyPolicy: Equatable, Sendable {
 
     /// Sets CURLOPT_PROXY (unless the environment may choose it) and CURLOPT_NOPROXY on `curl`.
     /// False when libcurl refused an option.
-    func apply(to curl: UnsafeMutableRawPointer) -> Bool {
+    package func apply(to curl: UnsafeMutableRawPointer) -> Bool {
         let options = curlOptions()
         if let proxy = options.proxy, CCurl_setopt_string(curl, CURLOPT_PROXY, proxy) != CURLE_OK { return false }
         return CCurl_setopt_string(curl, CURLOPT_NOPROXY, options.noProxy) == CURLE_OK

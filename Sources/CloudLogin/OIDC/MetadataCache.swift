@@ -26,18 +26,20 @@ public final class DiskMetadataCache: MetadataCache {
         self.directory = directory
         self.log = log
         self.owner = geteuid()
-        var info = stat()
-        if lstat(directory, &info) != 0 {
-            guard errno == ENOENT, mkdir(directory, 0o700) == 0, lstat(directory, &info) == 0 else {
-                log.debug("metadata cache \(directory) unavailable: \(String(cString: strerror(errno)))")
-                return nil
-            }
+        let rule = FileTrust.directory(owner: owner)
+        var examined = rule.examine(directory, followingSymlinks: false)
+        if case .failure(.system(let error)) = examined, error.code == ENOENT {
+            examined = mkdir(directory, 0o700) == 0 ? rule.examine(directory, followingSymlinks: false) : .failure(.system(SystemError(errno)))
         }
-        guard (info.st_mode & S_IFMT) == S_IFDIR else {
+        switch examined {
+        case .success: break
+        case .failure(.system(let error)):
+            log.debug("metadata cache \(directory) unavailable: \(error)")
+            return nil
+        case .failure(.untrusted(.symlink)), .failure(.untrusted(.wrongKind)):
             log.warning("metadata cache \(directory) is not a directory (or is a symlink); not caching")
             return nil
-        }
-        guard info.st_uid == owner, info.st_mode & (S_IWGRP | S_IWOTH) == 0 else {
+        case .failure(.untrusted(.wrongOwner)), .failure(.untrusted(.writableByOthers)):
             if owner == 0 {
                 log.warning("metadata cache \(directory) is not owned by root or is writable by others; not caching (chown root: \(directory); chmod 700 \(directory))")
             }
@@ -46,23 +48,10 @@ public final class DiskMetadataCache: MetadataCache {
     }
 
     public func read(_ name: String) -> (fetchedAt: Int64, body: [UInt8])? {
-        let path = "\(directory)/\(name)"
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
-        guard descriptor >= 0 else { return nil }
-        defer { close(descriptor) }
-        var info = stat()
-        guard fstat(descriptor, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG,
-              info.st_uid == owner, info.st_mode & (S_IWGRP | S_IWOTH) == 0,
-              info.st_size <= CurlTransport.maximumResponseBytes + 64 else { return nil }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 16384)
-        while true {
-            let got = chunk.withUnsafeMutableBytes { Glibc.read(descriptor, $0.baseAddress, $0.count) }
-            if got < 0 && errno == EINTR { continue }
-            guard got >= 0 else { return nil }
-            if got == 0 { break }
-            bytes.append(contentsOf: chunk[0..<got])
-        }
+        guard case .success(let file) = FileTrust.regularFile(owner: owner).open("\(directory)/\(name)", followingSymlinks: false),
+              file.info.st_size <= CurlTransport.maximumResponseBytes + 64,
+              case .success(let content) = file.readAll(limit: CurlTransport.maximumResponseBytes + 64) else { return nil }
+        let bytes = content.withBytes { Array($0) }
         // First line: "cloudlogin-cache 1 <fetched-at>".
         guard let newline = bytes.firstIndex(of: UInt8(ascii: "\n")),
               let header = String(validating: bytes[0..<newline], as: UTF8.self) else { return nil }
@@ -73,28 +62,9 @@ public final class DiskMetadataCache: MetadataCache {
     }
 
     public func write(_ name: String, body: [UInt8], fetchedAt: Int64) {
-        let path = "\(directory)/\(name)"
-        let temporary = "\(path).tmp.\(getpid())"
-        let descriptor = open(temporary, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard descriptor >= 0 else {
-            log.warning("cannot write the metadata cache \(temporary): \(String(cString: strerror(errno)))")
-            return
-        }
         let content = Array("cloudlogin-cache 1 \(fetchedAt)\n".utf8) + body
-        var written = 0
-        var ok = true
-        while written < content.count {
-            let result = content.withUnsafeBytes { Glibc.write(descriptor, $0.baseAddress.map { $0 + written }, content.count - written) }
-            if result < 0 && errno == EINTR { continue }
-            guard result > 0 else { ok = false; break }
-            written += result
-        }
-        if fsync(descriptor) != 0 { ok = false }
-        close(descriptor)
-        guard ok, rename(temporary, path) == 0 else {
-            log.warning("cannot write the metadata cache \(path): \(String(cString: strerror(errno)))")
-            unlink(temporary)
-            return
+        if case .failure(let failure) = AtomicFile.write(content, to: "\(directory)/\(name)", mode: 0o600) {
+            log.warning("cannot write the metadata cache \(failure.path): \(failure.error)")
         }
     }
 

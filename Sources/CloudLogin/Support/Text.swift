@@ -1,6 +1,6 @@
 extension StringProtocol {
     /// The text without leading and trailing spaces, tabs and carriage returns.
-    var trimmed: String {
+    package var trimmed: String {
         let start = firstIndex(where: { $0 != " " && $0 != "\t" && $0 != "\r" }) ?? endIndex
         let end = lastIndex(where: { $0 != " " && $0 != "\t" && $0 != "\r" })
         guard let end, start <= end else { return "" }

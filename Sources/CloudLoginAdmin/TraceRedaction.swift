@@ -1,3 +1,5 @@
+import CloudLogin
+
 /// What `cloudlogin login --trace` may show of a request to the IdP: its URL and body parsed,
 /// with the value of every query parameter, form field and JSON member hidden unless its name is
 /// on a short list of values that are never secret (`client_id`, `scope`, `username`, …).

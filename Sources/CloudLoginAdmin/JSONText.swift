@@ -1,6 +1,6 @@
 /// A small JSON writer for `--json` output (objects keep the order they are built in, so the
 /// output is stable for scripts and tests).
-indirect enum JSONText {
+public indirect enum JSONText {
     case string(String)
     case int(Int64)
     case bool(Bool)
@@ -8,7 +8,7 @@ indirect enum JSONText {
     case array([JSONText])
     case object([(String, JSONText)])
 
-    var rendered: String {
+    public var rendered: String {
         switch self {
         case .string(let text): return Self.quote(text)
         case .int(let number): return String(number)
@@ -19,11 +19,11 @@ indirect enum JSONText {
         }
     }
 
-    static func optional(_ text: String?) -> JSONText {
+    public static func optional(_ text: String?) -> JSONText {
         text.map { .string($0) } ?? .null
     }
 
-    static func quote(_ text: String) -> String {
+    public static func quote(_ text: String) -> String {
         var out = "\""
         for scalar in text.unicodeScalars {
             switch scalar {
@@ -43,10 +43,4 @@ indirect enum JSONText {
         }
         return out + "\""
     }
-}
-
-/// A value from the IdP or the command line as it may be shown: control characters replaced,
-/// at most 80 characters.
-func printableValue<S: StringProtocol>(_ value: S) -> String {
-    String(value.prefix(80).map { $0.isASCII && ($0.asciiValue ?? 0) < 0x20 ? "?" : $0 })
 }

@@ -1,4 +1,5 @@
 import CCurl
+import CloudLogin
 import Glibc
 
 /// One diagnostic HTTPS request for `cloudlogin check` and `cloudlogin setup`: does the IdP
@@ -17,57 +18,35 @@ public enum HTTPProbe {
         public var milliseconds: Int64
     }
 
-    /// Sends `method` to `url` with the same TLS and proxy rules as the module (https only, peer
+    /// Sends `method` to `url` set up as the module's requests are (`CurlSetup`: https only, peer
     /// and host verified, `caFile` as extra trust anchors, `proxy` as `ProxyPolicy` says, no
-    /// redirects, bounded time). A POST sends `jsonBody` as `application/json`.
+    /// redirects, bounded time and size). A POST sends `jsonBody` as `application/json`.
     public static func send(_ method: HTTPRequest.Method, url: String, jsonBody: String = "{}", caFile: String?,
                             proxy: ProxyPolicy, timeoutSeconds: Int, clock: Clock = SystemClock()) -> Result<Answer, TransportError> {
         guard HTTPSURL.isValid(url) else { return .failure(.invalidURL(url)) }
-        guard probeCurlIsReady, let curl = curl_easy_init() else { return .failure(.other("libcurl could not be initialised")) }
+        guard let curl = CurlSetup.handle() else { return .failure(.other("libcurl could not be initialised")) }
         defer { curl_easy_cleanup(curl) }
         var headers: UnsafeMutablePointer<curl_slist>?
         defer { curl_slist_free_all(headers) }
         headers = curl_slist_append(headers, "Accept: application/json")
         if method == .post { headers = curl_slist_append(headers, "Content-Type: application/json") }
 
+        // One bound for the connect and the whole exchange.
         let milliseconds = Int(truncatingIfNeeded: Int64(truncatingIfNeeded: max(1, timeoutSeconds)) &* 1000)
-        var failed = false
+        var failed = !CurlSetup.configure(curl, url: url, caFile: caFile, proxy: proxy, connectTimeoutMilliseconds: milliseconds,
+                                          timeoutMilliseconds: milliseconds, userAgent: "CloudLogin/\(CloudLoginVersion.string) (check)")
         func set(_ result: CURLcode) { if result != CURLE_OK { failed = true } }
-        set(CCurl_setopt_long(curl, CURLOPT_NOSIGNAL, 1))
-        set(CCurl_setopt_string(curl, CURLOPT_URL, url))
-        set(CCurl_setopt_string(curl, CURLOPT_PROTOCOLS_STR, "https"))
-        set(CCurl_setopt_long(curl, CURLOPT_FOLLOWLOCATION, 0))
-        set(CCurl_setopt_long(curl, CURLOPT_SSL_VERIFYPEER, 1))
-        set(CCurl_setopt_long(curl, CURLOPT_SSL_VERIFYHOST, 2))
-        set(CCurl_setopt_long(curl, CURLOPT_SSLVERSION, CURL_SSLVERSION_TLSv1_2))
-        if let caFile { set(CCurl_setopt_string(curl, CURLOPT_CAINFO, caFile)) }
-        if !proxy.apply(to: curl) { failed = true }
-        set(CCurl_setopt_long(curl, CURLOPT_CONNECTTIMEOUT_MS, milliseconds))
-        set(CCurl_setopt_long(curl, CURLOPT_TIMEOUT_MS, milliseconds))
-        set(CCurl_setopt_long(curl, CURLOPT_MAXFILESIZE, CurlTransport.maximumResponseBytes))
-        set(CCurl_setopt_string(curl, CURLOPT_USERAGENT, "CloudLogin/\(CloudLoginVersion.string) (check)"))
         set(CCurl_setopt_write_function(curl, discardBody))
         set(CCurl_setopt_slist(curl, CURLOPT_HTTPHEADER, headers))
         guard !failed else { return .failure(.other("libcurl refused an option")) }
 
         let started = clock.monotonicMilliseconds()
-        let result: CURLcode
-        if method == .post {
-            result = jsonBody.withCString { body in
-                guard CCurl_setopt_long(curl, CURLOPT_POST, 1) == CURLE_OK,
-                      CCurl_setopt_long(curl, CURLOPT_POSTFIELDSIZE, jsonBody.utf8.count) == CURLE_OK,
-                      CCurl_setopt_pointer(curl, CURLOPT_POSTFIELDS, body) == CURLE_OK
-                else { return CURLE_FAILED_INIT }
-                return curl_easy_perform(curl)
-            }
-        } else {
-            result = curl_easy_perform(curl)
+        let result: CURLcode = jsonBody.withCString { body in
+            CurlSetup.perform(curl, postBody: method == .post ? body : nil, count: jsonBody.utf8.count)
         }
         let elapsed = clock.monotonicMilliseconds() &- started
         guard result == CURLE_OK else { return .failure(CurlTransport.classify(result)) }
-        var status = 0
-        _ = CCurl_getinfo_long(curl, CURLINFO_RESPONSE_CODE, &status)
-        return .success(Answer(status: status, serverTime: dateHeader(curl), milliseconds: elapsed))
+        return .success(Answer(status: CurlSetup.status(curl), serverTime: dateHeader(curl), milliseconds: elapsed))
     }
 
     /// The `Date` header of the last response, parsed by libcurl (RFC 7231 IMF-fixdate and the
@@ -85,6 +64,3 @@ private let discardBody: CCurl_write_callback = { _, size, count, _ in
     let (length, overflow) = size.multipliedReportingOverflow(by: count)
     return overflow ? 0 : length
 }
-
-/// curl_global_init for the probe (reference-counted by libcurl; never cleaned up).
-private let probeCurlIsReady: Bool = curl_global_init(3 /* CURL_GLOBAL_SSL | CURL_GLOBAL_WIN32 */) == CURLE_OK

@@ -3,21 +3,21 @@ import Glibc
 
 /// The identity-provider half of `cloudlogin check` (and of `cloudlogin setup`): discovery,
 /// JWKS, the clock, and optionally a real password grant for a test user.
-struct IdPCheck {
-    let config: Config
-    let testUser: String?
-    let quiet: Bool
+public struct IdPCheck {
+    public let config: Config
+    public let testUser: String?
+    /// Reads the test user's password (from standard input).
+    private let readPassword: () -> PasswordAnswer
 
     /// What each request got is in the typed `IdPProblem` the core hands back (`IdPClassifier`);
     /// the tracing transport only counts and times requests.
     private let transport: TracingTransport
     private let directory: ProviderDirectory
-    private let log = TerminalLog(trace: false)
 
-    init(config: Config, testUser: String?, quiet: Bool) {
+    public init(config: Config, testUser: String?, readPassword: @escaping () -> PasswordAnswer) {
         self.config = config
         self.testUser = testUser
-        self.quiet = quiet
+        self.readPassword = readPassword
         self.transport = TracingTransport(CurlTransport(config: config), log: TerminalLog(trace: false))
         // No cache: check always asks the IdP itself, and leaves the module's cache alone.
         self.directory = ProviderDirectory(settings: OIDCSettings(passwordGrant: config), transport: transport, cache: nil, clock: SystemClock(), log: SilentLog())
@@ -30,7 +30,7 @@ struct IdPCheck {
 
     /// Returns false when the IdP cannot be used at all (later steps would only repeat it).
     @discardableResult
-    func run(into report: inout CheckReport) -> Bool {
+    public func run(into report: inout CheckReport) -> Bool {
         let deadline = Deadline(clock: SystemClock(), seconds: config.timeout)
         var grantsListed: [String]?
         if config.tokenEndpoint == nil || config.jwksURI == nil || config.userinfoEndpoint == nil {
@@ -108,11 +108,11 @@ struct IdPCheck {
 
     func checkGrant(user: String, into report: inout CheckReport) {
         guard let login = LoginName.idpLogin(typed: user, suffix: config.usernameSuffix) else {
-            report.add("idp.grant", .error, .config, "grant: '\(printableValue(user))' is not a user name CloudLogin can send", fix: "give a local name (alice) or a full UPN (alice@example.com)")
+            report.add("idp.grant", .error, .config, "grant: '\(ConfigParser.printable(user))' is not a user name CloudLogin can send", fix: "give a local name (alice) or a full UPN (alice@example.com)")
             return
         }
         let password: SecretBytes
-        switch PasswordReader.fromStandardInput() {
+        switch readPassword() {
         case .password(let given) where !given.isEmpty: password = given
         default:
             report.add("idp.grant", .error, .config, "grant: --test-user needs the password on standard input", fix: "echo the password into cloudlogin check --test-user \(user) (or use read -s)")
@@ -199,7 +199,7 @@ struct IdPCheck {
     // MARK: - Okta
 
     /// provider = okta: the Authentication API must answer over verified TLS.
-    func runOkta(into report: inout CheckReport) {
+    public func runOkta(into report: inout CheckReport) {
         guard let domain = config.oktaDomain else { return }
         let url = (domain.hasSuffix("/") ? String(domain.dropLast()) : domain) + "/api/v1/authn"
         // An empty sign-in: Okta refuses it (400/401), which shows it is there. What the answer

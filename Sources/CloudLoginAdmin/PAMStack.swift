@@ -1,3 +1,5 @@
+import CloudLogin
+
 /// One rule of a pam.d service file, as Linux-PAM reads it (pam.d(5)).
 public struct PAMRule: Equatable, Sendable {
     /// auth, account, password or session (a leading '-' is dropped).

@@ -10,30 +10,30 @@ import Glibc
 /// Answers' bodies (tokens) are never shown.
 
 /// One HTTP exchange, as far as it may be shown.
-struct TracedExchange {
-    var method: String
+public struct TracedExchange: Sendable {
+    public var method: String
     /// Redacted (`TraceRedaction.url`).
-    var url: String
-    var status: Int?
-    var failure: String?
-    var milliseconds: Int64
+    public var url: String
+    public var status: Int?
+    public var failure: String?
+    public var milliseconds: Int64
     /// A non-200 answer as the classifier reads it: status and error codes, never the body.
-    var errorAnswer: IdPErrorAnswer?
+    public var errorAnswer: IdPErrorAnswer?
 }
 
-final class TracingTransport: HTTPTransport {
+public final class TracingTransport: HTTPTransport {
     private let inner: HTTPTransport
     private let clock: Clock
     private let log: TerminalLog
-    private(set) var exchanges: [TracedExchange] = []
+    public private(set) var exchanges: [TracedExchange] = []
 
-    init(_ inner: HTTPTransport, clock: Clock = SystemClock(), log: TerminalLog) {
+    public init(_ inner: HTTPTransport, clock: Clock = SystemClock(), log: TerminalLog) {
         self.inner = inner
         self.clock = clock
         self.log = log
     }
 
-    func send(_ request: HTTPRequest, deadline: Deadline) -> Result<HTTPResponse, TransportError> {
+    public func send(_ request: HTTPRequest, deadline: Deadline) -> Result<HTTPResponse, TransportError> {
         let started = clock.monotonicMilliseconds()
         let result = inner.send(request, deadline: deadline)
         var exchange = TracedExchange(method: request.method.rawValue, url: TraceRedaction.url(request.url), status: nil, failure: nil,
@@ -60,12 +60,12 @@ final class TracingTransport: HTTPTransport {
 }
 
 /// Tells whether discovery and JWKS came from the disk cache or the network.
-final class TracingCache: MetadataCache {
+public final class TracingCache: MetadataCache {
     private let inner: MetadataCache
     private let log: TerminalLog
     private let clock: Clock
 
-    init(_ inner: MetadataCache, clock: Clock = SystemClock(), log: TerminalLog) {
+    public init(_ inner: MetadataCache, clock: Clock = SystemClock(), log: TerminalLog) {
         self.inner = inner
         self.log = log
         self.clock = clock
@@ -77,7 +77,7 @@ final class TracingCache: MetadataCache {
         return name
     }
 
-    func read(_ name: String) -> (fetchedAt: Int64, body: [UInt8])? {
+    public func read(_ name: String) -> (fetchedAt: Int64, body: [UInt8])? {
         let found = inner.read(name)
         if let found {
             log.step("cache", "\(Self.kind(of: name)) in the cache, fetched \(clock.now() &- found.fetchedAt) s ago (fresh for \(ProviderDirectory.freshSeconds) s)")
@@ -87,7 +87,7 @@ final class TracingCache: MetadataCache {
         return found
     }
 
-    func write(_ name: String, body: [UInt8], fetchedAt: Int64) {
+    public func write(_ name: String, body: [UInt8], fetchedAt: Int64) {
         log.step("cache", "storing the \(Self.kind(of: name)) (\(body.count) bytes)")
         inner.write(name, body: body, fetchedAt: fetchedAt)
     }
@@ -95,16 +95,16 @@ final class TracingCache: MetadataCache {
 
 /// Reports every change to the local user and group database; with `dryRun`, changes nothing
 /// and answers as if each change had worked.
-final class TracingAccounts: LocalAccountStore {
+public final class TracingAccounts: LocalAccountStore {
     private let inner: LocalAccountStore
     private let log: TerminalLog
     private let dryRun: Bool
-    private(set) var changes: [String] = []
+    public private(set) var changes: [String] = []
     private var created: Set<String> = []
     /// `name:group` memberships a dry run pretends to have made.
     private var joined: Set<String> = []
 
-    init(_ inner: LocalAccountStore, log: TerminalLog, dryRun: Bool) {
+    public init(_ inner: LocalAccountStore, log: TerminalLog, dryRun: Bool) {
         self.inner = inner
         self.log = log
         self.dryRun = dryRun
@@ -124,13 +124,13 @@ final class TracingAccounts: LocalAccountStore {
         return result
     }
 
-    func account(named name: String) -> LocalAccount? {
+    public func account(named name: String) -> LocalAccount? {
         if let found = inner.account(named: name) { return found }
         // A dry run pretends the account it "created" exists, as the real run would see it.
         return created.contains(name) ? LocalAccount(name: name, uid: UInt32.max, gid: UInt32.max, home: "/home/\(name)") : nil
     }
 
-    func createAccount(name: String, gecos: String, shell: String, groups: [String]) -> Result<Void, AccountError> {
+    public func createAccount(name: String, gecos: String, shell: String, groups: [String]) -> Result<Void, AccountError> {
         let member = groups.isEmpty ? "" : ", member of \(groups.joined(separator: ", "))"
         let result = change("create the account \(name) (useradd -m, GECOS '\(gecos)', shell \(shell)\(member))") {
             inner.createAccount(name: name, gecos: gecos, shell: shell, groups: groups)
@@ -142,44 +142,44 @@ final class TracingAccounts: LocalAccountStore {
         return result
     }
 
-    func createSystemGroup(_ group: String) -> Result<Void, AccountError> {
+    public func createSystemGroup(_ group: String) -> Result<Void, AccountError> {
         guard !inner.groupExists(group) else { return .success(()) }
         return change("create the system group \(group) (groupadd --system)") { inner.createSystemGroup(group) }
     }
 
-    func gecos(of name: String) -> String? { inner.gecos(of: name) }
+    public func gecos(of name: String) -> String? { inner.gecos(of: name) }
 
-    func setGECOS(name: String, gecos: String) -> Result<Void, AccountError> {
+    public func setGECOS(name: String, gecos: String) -> Result<Void, AccountError> {
         change("set the GECOS of \(name) to '\(gecos)'") { inner.setGECOS(name: name, gecos: gecos) }
     }
 
-    func passwordMatches(name: String, password: SecretBytes) -> Bool? {
+    public func passwordMatches(name: String, password: SecretBytes) -> Bool? {
         let matches = inner.passwordMatches(name: name, password: password)
         log.step("local", "local password of \(name): \(matches == true ? "already the cloud password" : matches == false ? "differs from the cloud password" : "no local hash to compare")")
         return matches
     }
 
-    func setPassword(name: String, password: SecretBytes) -> Result<Void, AccountError> {
+    public func setPassword(name: String, password: SecretBytes) -> Result<Void, AccountError> {
         change("set the local password of \(name) to the cloud password (chpasswd, on stdin)") { inner.setPassword(name: name, password: password) }
     }
 
-    func groupExists(_ group: String) -> Bool { inner.groupExists(group) }
-    func groupID(of group: String) -> UInt32? { inner.groupID(of: group) }
-    func isMember(_ name: String, of group: String) -> Bool { joined.contains("\(name):\(group)") || inner.isMember(name, of: group) }
+    public func groupExists(_ group: String) -> Bool { inner.groupExists(group) }
+    public func groupID(of group: String) -> UInt32? { inner.groupID(of: group) }
+    public func isMember(_ name: String, of group: String) -> Bool { joined.contains("\(name):\(group)") || inner.isMember(name, of: group) }
 
-    func addMember(_ name: String, to group: String) -> Result<Void, AccountError> {
+    public func addMember(_ name: String, to group: String) -> Result<Void, AccountError> {
         if dryRun { joined.insert("\(name):\(group)") }
         return change("add \(name) to the local group \(group)") { inner.addMember(name, to: group) }
     }
 
-    func removeMember(_ name: String, from group: String) -> Result<Void, AccountError> {
+    public func removeMember(_ name: String, from group: String) -> Result<Void, AccountError> {
         change("remove \(name) from the local group \(group)") { inner.removeMember(name, from: group) }
     }
 }
 
 /// The managed-user records: reads go to the state directory; with `dryRun`, saves are kept in
 /// memory only and reported.
-final class TracingState: ManagedUserStore {
+public final class TracingState: ManagedUserStore {
     private let inner: ManagedUserStore
     private let log: TerminalLog
     private let dryRun: Bool
@@ -187,14 +187,14 @@ final class TracingState: ManagedUserStore {
     /// The records' directory: a dry run on a machine where no sign-in happened yet finds none.
     private let recordsDirectory: String
 
-    init(_ inner: ManagedUserStore, directory: String, log: TerminalLog, dryRun: Bool) {
+    public init(_ inner: ManagedUserStore, directory: String, log: TerminalLog, dryRun: Bool) {
         self.inner = inner
         self.recordsDirectory = "\(directory)/users"
         self.log = log
         self.dryRun = dryRun
     }
 
-    func user(named name: String) -> Result<ManagedUser?, AccountError> {
+    public func user(named name: String) -> Result<ManagedUser?, AccountError> {
         if let record = pending[name] { return .success(record) }
         let found = inner.user(named: name)
         if dryRun, case .failure = found, access(recordsDirectory, F_OK) != 0 {
@@ -204,7 +204,7 @@ final class TracingState: ManagedUserStore {
         return found
     }
 
-    func save(_ user: ManagedUser) -> Result<Void, AccountError> {
+    public func save(_ user: ManagedUser) -> Result<Void, AccountError> {
         let what = "record \(user.name) as managed: subject \(user.subject), origin \(user.origin.rawValue), granted groups \(user.grantedGroups.isEmpty ? "none" : user.grantedGroups.joined(separator: ", ")), verdict \(user.lastVerdict.rawValue)"
         if dryRun {
             pending[user.name] = user
@@ -216,9 +216,9 @@ final class TracingState: ManagedUserStore {
         return result
     }
 
-    func allUsers() -> Result<[ManagedUser], AccountError> { inner.allUsers() }
+    public func allUsers() -> Result<[ManagedUser], AccountError> { inner.allUsers() }
 
-    func withLock<T>(_ body: () -> Result<T, AccountError>) -> Result<T, AccountError> {
+    public func withLock<T>(_ body: () -> Result<T, AccountError>) -> Result<T, AccountError> {
         dryRun ? body() : inner.withLock(body)
     }
 }
