@@ -220,7 +220,7 @@ public struct IdPCheck {
             case .transport(.tls):
                 fix = "the certificate of \(domain) is not trusted: set ca_file, or check okta_domain"
             case .transport:
-                fix = "check okta_domain and that it is reachable from this machine (firewall, https_proxy)"
+                fix = "check okta_domain and that it is reachable from this machine (firewall; behind a proxy set proxy in [idp])"
             default:
                 fix = problem.kind == .unavailable
                     ? "Okta answers with a server error or rate limit; try again later"

@@ -91,14 +91,14 @@ struct Login: ParsableCommand {
         if dryRun {
             print(changes.isEmpty ? "dry run: no local change" : "dry run: would " + changes.joined(separator: "; "))
         }
-        if result.code != PAMResult.success { throw ExitCode(3) }
+        if result.code != PAMResult.success { throw ExitCode(ExitStatus.notSignedIn.code) }
     }
 
     func render(_ value: JSONValue) -> String {
         switch value {
         case .null: return "null"
         case .bool(let flag): return flag ? "true" : "false"
-        case .number(let number): return number.rounded() == number && abs(number) < 1e15 ? String(Int64(number)) : String(number)
+        case .number(let number): return Int64(exactly: number).map(String.init) ?? String(number)
         case .string(let text): return text
         case .array(let values): return "[" + values.map(render).joined(separator: ", ") + "]"
         case .object: return "{…}"

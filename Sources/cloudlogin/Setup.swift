@@ -51,7 +51,7 @@ struct Setup: ParsableCommand {
     func validate() throws {
         if oktaDomain != nil {
             guard issuer == nil, clientID == nil else { throw ValidationError("give either --okta-domain or --issuer with --client-id, not both") }
-            guard testUser == nil else { throw ValidationError("--test-user works with --issuer only: provider = okta sign-in is not available in this version") }
+            guard testUser == nil else { throw ValidationError("--test-user works with --issuer only: setup does not sign a test user in at Okta; try `cloudlogin login USER` after setup") }
         } else {
             guard issuer != nil, clientID != nil else { throw ValidationError("give --issuer URL and --client-id ID (or --okta-domain URL)") }
         }

@@ -12,12 +12,16 @@ public final class StateDirectory: ManagedUserStore {
     private let deadline: Deadline?
     /// Who must own the directories and records: root (tests pass their own uid).
     private let owner: uid_t
+    private let effectiveUID: uid_t
     private var usersPath: String { "\(path)/users" }
 
-    public init(path: String, deadline: Deadline? = nil, owner: uid_t = 0) {
+    /// `owner`: who must own the directory and records (root). `effectiveUID`: this process's
+    /// (only the owner itself creates a missing directory).
+    public init(path: String, deadline: Deadline? = nil, owner: uid_t = 0, effectiveUID: uid_t = geteuid()) {
         self.path = path
         self.deadline = deadline
         self.owner = owner
+        self.effectiveUID = effectiveUID
     }
 
     /// Checks (and, for root, creates) the directory layout. False: it does not exist (and
@@ -28,7 +32,7 @@ public final class StateDirectory: ManagedUserStore {
             switch FileTrust.status(of: directory, followingSymlinks: false) {
             case .success(let found): info = found
             case .failure(let error):
-                guard error.code == ENOENT, create, geteuid() == owner else {
+                guard error.code == ENOENT, create, effectiveUID == owner else {
                     if error.code == ENOENT { return create ? .failure(.stateFailed("\(directory) does not exist")) : .success(false) }
                     return .failure(.stateLayout("\(directory): \(error)"))
                 }

@@ -38,13 +38,15 @@ public struct SignInSeams {
     public static func system(config: Config, log: EventLog, network: Bool = true) -> SignInSeams {
         let clock = SystemClock()
         let deadline = Deadline(clock: clock, seconds: config.timeout &+ LoginFlow.localUpdateSeconds)
+        // The one read of this process's privilege for the call.
+        let effectiveUID = geteuid()
         let transport: HTTPTransport = network ? CurlTransport(config: config) : NoNetwork()
         return SignInSeams(transport: transport,
-                           cache: network ? DiskMetadataCache(directory: config.cacheDirectory, log: log) : nil,
+                           cache: network ? DiskMetadataCache(directory: config.cacheDirectory, log: log, owner: effectiveUID) : nil,
                            accounts: ShadowUtilsAccounts(deadline: deadline),
-                           state: StateDirectory(path: config.stateDirectory, deadline: deadline),
+                           state: StateDirectory(path: config.stateDirectory, deadline: deadline, effectiveUID: effectiveUID),
                            clock: clock, log: log, caller: ProcessCredentials(),
-                           canChangeAccounts: geteuid() == 0, deadline: deadline)
+                           canChangeAccounts: effectiveUID == 0, deadline: deadline)
     }
 }
 

@@ -22,10 +22,11 @@ public final class DiskMetadataCache: MetadataCache {
     private let owner: uid_t
 
     /// Opens (creating if needed, mode 0700) the cache directory, or nil if it is unsafe.
-    public init?(directory: String, log: EventLog) {
+    /// `owner`: this process's effective uid (the directory must be its own).
+    public init?(directory: String, log: EventLog, owner: uid_t = geteuid()) {
         self.directory = directory
         self.log = log
-        self.owner = geteuid()
+        self.owner = owner
         let rule = FileTrust.directory(owner: owner)
         var examined = rule.examine(directory, followingSymlinks: false)
         if case .failure(.system(let error)) = examined, error.code == ENOENT {
