@@ -29,8 +29,8 @@ struct Login: ParsableCommand {
     func run() throws {
         let config = try options.load()
         let log = TerminalLog(trace: trace)
-        let host = TerminalHost(user: user, configPath: config.path, log: log, conversation: TerminalConversation(fromStandardInput: passwordStdin),
-                                passwordStdin: passwordStdin)
+        let host = TerminalHost(typedName: user, configPath: config.path, terminal: log,
+                                conversation: TerminalConversation(fromStandardInput: passwordStdin), passwordStdin: passwordStdin)
         log.step("config", "\(config.path): provider \(config.provider.rawValue), issuer \(config.issuer ?? config.oktaDomain ?? "-"), client \(config.clientID), username_suffix '\(config.usernameSuffix)'")
         // The module's seams, each wrapped to tell what happens (and, with --dry-run, to change
         // nothing): the same phases run as in the module (`SignIn.authenticate`).
@@ -159,14 +159,6 @@ struct TerminalHost: SignInHost {
     let terminal: TerminalLog
     let conversation: TerminalConversation
     let passwordStdin: Bool
-
-    init(user: String, configPath: String, log: TerminalLog, conversation: TerminalConversation, passwordStdin: Bool) {
-        self.typedName = user
-        self.configPath = configPath
-        self.terminal = log
-        self.conversation = conversation
-        self.passwordStdin = passwordStdin
-    }
 
     var log: EventLog { terminal }
     func user() -> String? { typedName }
