@@ -96,9 +96,10 @@ public struct ConfigCheck {
         }
         let findings = PAMStack.check(files: using, read: read)
         for finding in findings {
-            report.add(finding.id, .error, .local, "pam: \(pamDir)/\(finding.file) line \(finding.line): \(finding.message)", fix: finding.fix)
+            report.add(finding.id, finding.bitesNow ? .error : .warning, finding.bitesNow ? .local : .none,
+                       "pam: \(pamDir)/\(finding.file) line \(finding.line): \(finding.message)", fix: finding.fix)
         }
-        if findings.isEmpty {
+        if !findings.contains(where: \.bitesNow) {
             report.add("pam", .ok, .none, "pam: pam_cloudlogin in \(using.joined(separator: ", ")) (\(pamDir)): before pam_unix, offline fallback and refusals as they should be", fix: nil)
         }
     }

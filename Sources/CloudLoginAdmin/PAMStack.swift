@@ -61,6 +61,9 @@ public struct PAMStackFinding: Equatable, Sendable {
     public var line: Int
     public var message: String
     public var fix: String
+    /// False for a risk that does not bite today (a line that fails only once the module is
+    /// removed): a warning, not an error.
+    public var bitesNow = true
 }
 
 /// Reads pam.d files and checks where pam_cloudlogin stands in them.
@@ -152,6 +155,13 @@ public enum PAMStack {
             guard let text = read(file) else { continue }
             let own = parse(text, file: file)
             guard own.contains(where: { $0.isCloudLogin }) else { continue }
+            for rule in own where rule.isCloudLogin && rule.control.action(for: "module_unknown") != "ignore" {
+                findings.append(PAMStackFinding(
+                    id: "pam.removal-lockout", file: file, line: rule.line,
+                    message: "\(rule.type) line with '\(rule.control)' and no module_unknown=ignore: once pam_cloudlogin.so is removed (the package uninstalled), libpam answers PAM_MODULE_UNKNOWN here and this line refuses everyone, root included",
+                    fix: "add module_unknown=ignore to the control, as the shipped stacks do (for example '\(recommended)')",
+                    bitesNow: false))
+            }
             findings += checkAuth(file: file, rules: expanded(file, type: "auth", read: read))
             for rule in own where rule.type == "account" && rule.isCloudLogin {
                 let denial = rule.control.action(for: "perm_denied")

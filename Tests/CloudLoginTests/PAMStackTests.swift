@@ -5,7 +5,7 @@ import Testing
 /// `cloudlogin check`'s reading of pam.d stacks: which placements of pam_cloudlogin bypass it or
 /// lock people out.
 @Suite struct PAMStackTests {
-    static let good = "[success=done ignore=ignore authinfo_unavail=ignore default=die]"
+    static let good = "[success=done ignore=ignore authinfo_unavail=ignore module_unknown=ignore default=die]"
 
     func findings(_ files: [String: String]) -> [String] {
         PAMStack.check(files: Array(files.keys), read: { files[$0] }).map(\.id)
@@ -38,11 +38,11 @@ import Testing
 
     @Test func theShippedAndPamAuthUpdateStacksAreFine() {
         #expect(findings(["common-auth": """
-        auth [success=2 ignore=ignore authinfo_unavail=ignore default=die] pam_cloudlogin.so
+        auth [success=2 ignore=ignore authinfo_unavail=ignore module_unknown=ignore default=die] pam_cloudlogin.so
         auth [success=1 default=ignore] pam_unix.so nullok try_first_pass
         auth requisite pam_deny.so
         auth required pam_permit.so
-        """, "common-account": "account [success=1 new_authtok_reqd=done default=ignore] pam_unix.so\naccount required pam_cloudlogin.so\n"]).isEmpty)
+        """, "common-account": "account [success=1 new_authtok_reqd=done default=ignore] pam_unix.so\naccount [success=ok new_authtok_reqd=ok ignore=ignore module_unknown=ignore default=bad] pam_cloudlogin.so\n"]).isEmpty)
         #expect(findings(["sudo": "auth \(Self.good) /lib/security/pam_cloudlogin.so\n@include common-auth\n",
                           "common-auth": "auth required pam_unix.so\n"]).isEmpty)
     }
@@ -63,5 +63,16 @@ import Testing
 
     @Test func includesAreFollowedButLoopsEnd() {
         #expect(findings(["a": "auth \(Self.good) pam_cloudlogin.so\n@include b\n", "b": "@include a\n"]) == ["pam.no-unix"])
+    }
+
+    /// A line without module_unknown=ignore works today but refuses everyone once the module is
+    /// removed: a warning (not an error: nothing is wrong while the package is installed).
+    @Test func aLineThatFailsOnceTheModuleIsRemovedIsAWarning() {
+        let found = PAMStack.check(files: ["svc"], read: { _ in
+            "auth [success=done ignore=ignore authinfo_unavail=ignore default=die] pam_cloudlogin.so\nauth required pam_unix.so\naccount required pam_cloudlogin.so\n"
+        })
+        #expect(found.map(\.id) == ["pam.removal-lockout", "pam.removal-lockout"])
+        #expect(found.allSatisfy { !$0.bitesNow })
+        #expect(found.map(\.line) == [1, 3])
     }
 }

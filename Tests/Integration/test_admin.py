@@ -298,7 +298,7 @@ def test_check_names_an_unsafe_secret_file_with_the_fix(site: Site, idp):
 
 AUTH_UNIX = "auth required pam_unix.so try_first_pass\n"
 CL = "pam_cloudlogin.so"
-GOOD_CONTROL = "[success=done ignore=ignore authinfo_unavail=ignore default=die]"
+GOOD_CONTROL = "[success=done ignore=ignore authinfo_unavail=ignore module_unknown=ignore default=die]"
 
 
 @pytest.mark.parametrize("case,text,finding,words", [
@@ -321,6 +321,18 @@ def test_check_names_a_dangerous_pam_stack(site: Site, case, text, finding, word
     assert found[finding]["status"] == "error" and words in found[finding]["message"], found[finding]
     assert found[finding]["message"].startswith(f"pam: {d}/svc line "), found[finding]
     assert found[finding]["fix"]
+
+
+def test_check_warns_about_a_line_that_fails_once_the_module_is_removed(site: Site):
+    old_style = "[success=done ignore=ignore authinfo_unavail=ignore default=die]"
+    d = pam_dir(site.dir, "pam-removal", {"svc": f"auth {old_style} {CL}\n{AUTH_UNIX}", "other": "auth required pam_deny.so\n"})
+    result = check(site, "--json", pam_dir=d)
+    assert result.returncode == 0, result.stdout  # a warning: nothing is wrong while the module is there
+    found = findings(result)
+    assert found["pam.removal-lockout"]["status"] == "warning", found
+    assert "refuses everyone, root included" in found["pam.removal-lockout"]["message"]
+    assert "module_unknown=ignore" in found["pam.removal-lockout"]["fix"]
+    assert found["pam"]["status"] == "ok"
 
 
 def test_check_follows_includes_to_find_pam_unix(site: Site):
