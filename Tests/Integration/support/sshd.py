@@ -78,6 +78,9 @@ class Sshd:
     """sshd -D -e on 127.0.0.1:PORT. Use as a context manager or call start()/stop()."""
 
     def __init__(self, workdir: pathlib.Path, permit_root_login: str = "yes", extra: str = ""):
+        """EXTRA: more sshd_config lines; they win over the defaults (first value wins in sshd),
+        except where it listens (loopback only)."""
+        assert not re.search(r"(?im)^\s*(ListenAddress|Port)\b", extra), "Sshd listens on 127.0.0.1 only"
         self.dir = pathlib.Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.dir, 0o700)
@@ -93,7 +96,9 @@ class Sshd:
         if not self.host_key.exists():
             subprocess.run([KEYGEN, "-q", "-t", "ed25519", "-N", "", "-C", "cloudlogin-test", "-f", str(self.host_key)],
                            check=True, env=ENV, timeout=30, capture_output=True)
+        # sshd keeps the first value it reads for a keyword: EXTRA comes first so it can override.
         self.config.write_text(f"""# Written by Tests/Integration/support/sshd.py
+{self.extra}
 ListenAddress 127.0.0.1
 Port {self.port}
 HostKey {self.host_key}
@@ -118,15 +123,16 @@ AllowAgentForwarding no
 PermitUserEnvironment no
 AcceptEnv LANG LC_*
 LogLevel VERBOSE
-{self.extra}
 """)
         os.chmod(self.config, 0o600)
 
     def start(self, timeout: float = 20) -> "Sshd":
         assert self.proc is None, "already started"
+        from sandbox import assert_in_sandbox  # accounts/sandbox.py: never the machine's /run or /etc
+        assert_in_sandbox()
         # The privilege separation directory; /run is the sandbox's private tmpfs.
         os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
-        for attempt in range(5):
+        for _ in range(5):
             self.port = _free_port()
             self._write_config()
             check = subprocess.run([SSHD, "-t", "-f", str(self.config)], capture_output=True, text=True, env=ENV, timeout=30)
@@ -139,6 +145,8 @@ LogLevel VERBOSE
             while time.monotonic() < deadline:
                 text = self.log()
                 if f"Server listening on 127.0.0.1 port {self.port}" in text:
+                    listening = re.findall(r"Server listening on (\S+) port", text)
+                    assert set(listening) == {"127.0.0.1"}, f"sshd listens beyond loopback: {listening}"
                     return self
                 if self.proc.poll() is not None:
                     break
