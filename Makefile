@@ -126,7 +126,7 @@ demo: deps build
 
 # ---- Install --------------------------------------------------------------------------------
 
-# The stacks for login, sudo and su go to $(PREFIX)/share/cloudlogin/pam.d (copy them to
+# The stacks for login, sudo, su, sshd and passwd go to $(PREFIX)/share/cloudlogin/pam.d (copy them to
 # /etc/pam.d deliberately); the pam-auth-update profile to $(PREFIX)/share/pam-configs
 # (enable it with `pam-auth-update --enable cloudlogin`); the man pages cloudlogin(1),
 # cloudlogin.conf(5) and pam_cloudlogin(8) to $(MANDIR).
@@ -138,7 +138,7 @@ install: build install-man
 	install -m 0644 $(BUILD)/pam_cloudlogin.so $(DESTDIR)$(PAMDIR)/pam_cloudlogin.so
 	install -m 0755 $(BUILD)/cloudlogin $(DESTDIR)$(PREFIX)/bin/cloudlogin
 	install -m 0644 pam.d/cloudlogin.conf.example $(DESTDIR)$(SYSCONFDIR)/cloudlogin/cloudlogin.conf.example
-	install -m 0644 pam.d/login pam.d/sudo pam.d/su pam.d/passwd pam.d/cloudlogin-auth pam.d/cloudlogin-service \
+	install -m 0644 pam.d/login pam.d/sudo pam.d/su pam.d/sshd pam.d/passwd pam.d/cloudlogin-auth pam.d/cloudlogin-service \
 		$(DESTDIR)$(PREFIX)/share/cloudlogin/pam.d/
 	install -m 0644 pam.d/pam-configs-cloudlogin $(DESTDIR)$(PREFIX)/share/pam-configs/cloudlogin
 

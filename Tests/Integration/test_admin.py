@@ -343,7 +343,7 @@ def test_check_follows_includes_to_find_pam_unix(site: Site):
 
 
 def test_check_accepts_the_shipped_stacks(site: Site):
-    files = {name: (ROOT / "pam.d" / name).read_text() for name in ("login", "sudo", "su", "passwd", "cloudlogin-service", "cloudlogin-auth")}
+    files = {name: (ROOT / "pam.d" / name).read_text() for name in ("login", "sudo", "su", "sshd", "passwd", "cloudlogin-service", "cloudlogin-auth")}
     d = pam_dir(site.dir, "pam-shipped", files | {"common-password": "password required pam_unix.so\n"})
     result = check(site, "--json", pam_dir=d)
     assert result.returncode == 0, result.stdout

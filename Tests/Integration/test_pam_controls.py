@@ -30,7 +30,7 @@ PAM_MODULE_UNKNOWN = 28
 CODES = [code for code in range(32) if code != PAM_MODULE_UNKNOWN]  # PAM_SUCCESS .. PAM_INCOMPLETE
 PREFIXES = ["", "{t} required pam_permit.so\n", "{t} optional pam_deny.so\n", "{t} required pam_deny.so\n"]
 SUFFIXES = ["", "{t} required pam_permit.so\n", "{t} required pam_deny.so\n"]
-STACKS = ("login", "sudo", "su", "passwd", "cloudlogin-service", "cloudlogin-auth")
+STACKS = ("login", "sudo", "su", "sshd", "passwd", "cloudlogin-service", "cloudlogin-auth")
 
 
 def shipped_controls() -> dict[tuple[str, str], str]:
@@ -71,8 +71,8 @@ class Stack:
 def test_every_shipped_stack_has_the_three_controls():
     controls = shipped_controls()
     assert {key for key in controls if key[1] == "auth"} == {(n, "auth") for n in STACKS if n != "passwd"}
-    assert {n for n, t in controls if t == "account"} == {"login", "sudo", "su"}
-    assert {n for n, t in controls if t == "password"} == {"login", "su", "passwd"}
+    assert {n for n, t in controls if t == "account"} == {"login", "sudo", "su", "sshd"}
+    assert {n for n, t in controls if t == "password"} == {"login", "su", "sshd", "passwd"}
     for (name, type_), control in controls.items():
         assert "module_unknown=ignore" in control, f"pam.d/{name}: the {type_} line fails the stack when the module is missing"
     # The pam-auth-update profile: the same controls (pam-auth-update turns success=end into a jump).
