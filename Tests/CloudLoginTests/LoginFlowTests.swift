@@ -280,6 +280,16 @@ import Testing
             .authenticate(typedName: "alice", password: password("the old owner's password")) == .acceptedPasswordOnly(localName: "alice"))
     }
 
+    /// sshd passes "\u{8}\n\r\u{7F}INCORRECT" for an unknown user; no password with a control
+    /// character is ever sent to the IdP.
+    @Test(arguments: ["\u{8}\n\r\u{7F}INCORRECT", "a\u{0}b", "tab\there", "del\u{7F}"])
+    func passwordsWithControlCharactersAreNeverSent(_ typed: String) {
+        let transport = fixtureTransport(idToken: Self.fixtures.token("valid_rs256"))
+        let outcome = Self.flow(transport).authenticate(typedName: "alice", password: password(typed))
+        #expect(outcome == .rejected(.badCredentials))
+        #expect(!transport.requests.contains { $0.url == fixtureTokenURL })
+    }
+
     @Test func publicClientSendsClientIDInBody() {
         let transport = fixtureTransport(idToken: Self.fixtures.token("valid_rs256"))
         let config = fixtureConfig { $0.clientSecret = nil; $0.clientAuthentication = .none }

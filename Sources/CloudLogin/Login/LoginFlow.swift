@@ -142,7 +142,11 @@ public final class LoginFlow {
         }
         defer { secret.wipe() }
         guard !secret.isEmpty else { return .rejected(.emptyPassword) }
-        guard !secret.contains(0) else { return .rejected(.badCredentials) }
+        // Control characters (NUL, line breaks, DEL, …) are refused before anything is sent:
+        // nobody types them, chpasswd could not store them, and sshd puts them in the placeholder
+        // it passes for an unknown user ("\u{8}\n\r\u{7F}INCORRECT"), which would let anyone who
+        // reaches port 22 make failed sign-ins at the IdP (and its lockout counters) for any name.
+        guard !secret.containsControlCharacter else { return .rejected(.badCredentials) }
 
         log.debug("asking the IdP about \(login)")
         let verdict: IdentityVerdict

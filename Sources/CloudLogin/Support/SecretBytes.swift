@@ -95,6 +95,11 @@ public final class SecretBytes: @unchecked Sendable {
         withBytes { $0.contains(byte) }
     }
 
+    /// Whether an ASCII control character (below 0x20, or DEL) is among the bytes.
+    public var containsControlCharacter: Bool {
+        withBytes { $0.contains { $0 < 0x20 || $0 == 0x7F } }
+    }
+
     private func reserve(_ needed: Int) {
         guard needed > storage.count else { return }
         var newCapacity = storage.count

@@ -122,8 +122,6 @@ def test_unknown_user_is_refused_and_nothing_is_sent_or_created(cloud: Cloud, ss
     assert "Invalid user sshsune from 127.0.0.1" in sshd.log()
 
 
-@pytest.mark.xfail(strict=True, reason="found with this test, not fixed yet: for a user with no local account the "
-                   "module sends sshd's junk password to the IdP (one failed password grant per attempt)")
 def test_unknown_user_over_ssh_sends_nothing_to_the_idp(cloud: Cloud, sshd: Sshd):
     """sshd replaces the password of an unknown user with "\\b\\n\\r\\177INCORRECT" before PAM
     sees it. Sending that to the IdP can never succeed, and lets anyone who reaches port 22 make
