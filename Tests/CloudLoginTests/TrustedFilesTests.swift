@@ -89,6 +89,32 @@ import Testing
         #expect(try store.user(named: "alice").get() == changed)
     }
 
+    /// One deadline per sign-in: a lock another sign-in holds is not waited for beyond it (the
+    /// body never runs), and a free lock is taken at once.
+    @Test func theLockIsNotWaitedForBeyondTheSignInsDeadline() throws {
+        let temporary = TemporaryDirectory()
+        let path = "\(temporary.path)/state"
+        let clock = FixedClock(1_700_000_000)
+        let store = StateDirectory(path: path, deadline: Deadline(clock: clock, seconds: 10), owner: me, effectiveUID: me)
+        #expect(try store.withLock { .success(1) }.get() == 1)
+        let holder = open("\(path)/lock", O_RDWR | O_CLOEXEC)
+        #expect(holder >= 0 && flock(holder, LOCK_EX) == 0)
+        defer { close(holder) }
+        var ran = false
+        let body = { () -> Result<Void, AccountError> in
+            ran = true
+            return .success(())
+        }
+        // 10 s of the deadline left: waited for 10 s (not the 30 s a lock may take at most), then refused.
+        guard case .failure(.lockFailed) = store.withLock(body) else { Issue.record("a held lock was taken"); return }
+        #expect(clock.slept.reduce(0, +) == 10_000)
+        // The deadline has passed: refused without waiting.
+        let before = clock.slept.count
+        guard case .failure(.lockFailed) = store.withLock(body) else { Issue.record("a held lock was taken"); return }
+        #expect(clock.slept.count == before)
+        #expect(!ran)
+    }
+
     @Test func refusesADirectoryOthersCouldWrite() throws {
         let temporary = TemporaryDirectory()
         let path = temporary.directory("state", mode: 0o775)

@@ -143,7 +143,8 @@ public final class StateDirectory: ManagedUserStore {
             guard errno == EWOULDBLOCK || errno == EINTR, waited < limit else {
                 return .failure(.lockFailed("cannot lock \(lockPath): \(String(cString: strerror(errno)))"))
             }
-            usleep(10_000)
+            // On the deadline's clock (the system's in the module), so the wait is the deadline's.
+            (deadline?.clock ?? SystemClock()).sleep(milliseconds: 10)
             waited += 10
         }
         defer { flock(descriptor, LOCK_UN) }
