@@ -79,6 +79,24 @@ import Testing
         #expect(!shown.contains("dc-SECRET-1"))
     }
 
+    /// The minutes the person takes to approve do not eat the time the account tools and the
+    /// state lock have (`timeout` + 30 s of CloudLogin's own work): every deadline of the
+    /// sign-in shares one `PersonTime`.
+    @Test func thePersonsTimeMovesTheLocalDeadlineToo() {
+        let transport = Self.transport(polls: Array(repeating: (400, Self.pending), count: 20) + [(200, Self.approved)])
+        let clock = FixedClock(Self.fixtures.now)
+        let local = Deadline(clock: clock, seconds: 10 + LoginFlow.localUpdateSeconds, personTime: PersonTime())
+        let seams = SignInSeams(transport: transport, cache: MemoryCache(), accounts: AccountTable(), state: StateTable(), clock: clock,
+                                log: RecordingLog(), canChangeAccounts: true, deadline: local)
+        let flow = LoginFlow(config: fixtureConfig { $0.usernameSuffix = ""; $0.mfa = .whenRequired }, seams: seams)
+        guard case .accepted = flow.authenticate(typedName: "alice", conversation: ScriptedConversation(answers: []), password: password("pw")) else {
+            Issue.record("expected accepted")
+            return
+        }
+        #expect(clock.slept.reduce(0, +) == 105_000)
+        #expect(local.remainingMilliseconds == 40_000)
+    }
+
     @Test(arguments: [
         (#"{"error":"access_denied"}"#, RejectionReason.mfaFailed, "The sign-in was denied."),
         (#"{"error":"expired_token"}"#, .mfaTimedOut, "The code expired before the sign-in was approved."),
