@@ -8,7 +8,7 @@
 /// `verification_uri_complete` (`qr_code`), then a wait of at most `device_timeout` seconds. In
 /// sshd, which shows PAM messages only with its next prompt, all of it is one prompt answered
 /// with Enter (`Conversation.showWhileWaiting`).
-struct DeviceAuthorization {
+public struct DeviceAuthorization {
     /// RFC 8628 §3.2: the polling interval when the IdP names none.
     static let defaultIntervalSeconds: Int64 = 5
     /// RFC 8628 §3.5: `slow_down` adds 5 seconds to the interval.
@@ -16,7 +16,7 @@ struct DeviceAuthorization {
     /// Bounds on what an IdP may ask: a longer interval than this is taken as this.
     static let maximumIntervalSeconds: Int64 = 60
     /// The grant type of the polls (RFC 8628 §3.4).
-    static let grantType = "urn:ietf:params:oauth:grant-type:device_code"
+    public static let grantType = "urn:ietf:params:oauth:grant-type:device_code"
 
     let config: Config
     let transport: HTTPTransport
