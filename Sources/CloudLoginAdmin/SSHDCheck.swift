@@ -180,7 +180,7 @@ public struct SSHDCheck {
             let fix = "\(put("KbdInteractiveAuthentication", "kbdinteractiveauthentication", "yes", agrees: fromFiles?.keyboardInteractive == settings.keyboardInteractive)), \(reload)"
             if settings.usePAM && passwordReachesPAM {
                 add("sshd.password-only", .warning, .none,
-                    "sshd: KbdInteractiveAuthentication no with PasswordAuthentication yes (\(source)): sshd runs PAM only through its password method, which answers every hidden prompt with the password the client sent and fails any other question: a cloud password alone works, but MFA cannot (Okta's factor menu, codes and push)",
+                    "sshd: KbdInteractiveAuthentication no with PasswordAuthentication yes (\(source)): sshd runs PAM only through its password method, which answers every hidden prompt with the password the client sent and fails any other question: MFA prompts (Okta's factor menu, codes and push) cannot be answered",
                     fix + "; PasswordAuthentication may then be set to no, as sshd_config(5) suggests with UsePAM")
             } else {
                 add("sshd.kbd-interactive", .warning, .none,

@@ -173,7 +173,7 @@ import Testing
 
     @Test func passwordOnlySaysWhatWorksAndWhatDoesNot() throws {
         let found = try #require(judge(SSHDSettings(usePAM: true, keyboardInteractive: false, password: true, methodLists: nil)).first)
-        #expect(found.message == "sshd: KbdInteractiveAuthentication no with PasswordAuthentication yes (sshd -T -f /etc/ssh/sshd_config): sshd runs PAM only through its password method, which answers every hidden prompt with the password the client sent and fails any other question: a cloud password alone works, but MFA cannot (Okta's factor menu, codes and push)")
+        #expect(found.message == "sshd: KbdInteractiveAuthentication no with PasswordAuthentication yes (sshd -T -f /etc/ssh/sshd_config): sshd runs PAM only through its password method, which answers every hidden prompt with the password the client sent and fails any other question: MFA prompts (Okta's factor menu, codes and push) cannot be answered")
         #expect(found.fix?.hasPrefix("add the line 'KbdInteractiveAuthentication yes' to /etc/ssh/sshd_config") == true)
         #expect(found.area == .none)
     }
