@@ -49,9 +49,11 @@ public struct ConfigCheck {
             checkPAMStack(into: &report)
             SSHDCheck(program: sshdProgram, configPath: sshdConfig, pamDirectory: pamDirectory).run(into: &report)
             let idp = IdPCheck(config: config, testUser: testUser, readPassword: readPassword)
-            switch config.provider {
-            case .oidc: idp.run(into: &report)
-            case .okta: idp.runOkta(into: &report)
+            // Okta direct authentication is the OpenID password grant at Okta's authorization server.
+            if config.provider == .oidc || config.isOktaDirect {
+                idp.run(into: &report)
+            } else {
+                idp.runOkta(into: &report)
             }
         }
         return report

@@ -70,7 +70,16 @@ public enum ProgramRunner {
             envp.forEach { free($0) }
         }
         var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, path, &actions, &attributes, argv, envp)
+        var spawned = posix_spawn(&pid, path, &actions, &attributes, argv, envp)
+        // ETXTBSY is transient: the file is still open for writing somewhere (a package being
+        // upgraded; or, in the tests, a child another thread forked while a script was written,
+        // which holds the descriptor until its own exec).
+        var tries = 0
+        while spawned == ETXTBSY && tries < 50 {
+            tries += 1
+            usleep(20_000)
+            spawned = posix_spawn(&pid, path, &actions, &attributes, argv, envp)
+        }
         close(outputPipe[1])
         close(errorPipe[1])
         guard spawned == 0 else {

@@ -49,7 +49,7 @@ public struct DeviceAuthorization {
         case .failure(let problem): return .problem(problem)
         }
         switch start(deadline: deadline) {
-        case .started(let answer): started = answer
+        case .next(let answer): started = answer
         case .ended(let verdict): return verdict
         }
         defer { started.deviceCode.wipe() }
@@ -125,14 +125,8 @@ public struct DeviceAuthorization {
         }
     }
 
-    /// The device step started, or the IdP's verdict that ends it before it started.
-    enum Start {
-        case started(Started)
-        case ended(IdentityVerdict)
-    }
-
     /// The device authorization request (RFC 8628 §3.1) and its answer (§3.2).
-    func start(deadline: Deadline) -> Start {
+    func start(deadline: Deadline) -> IdPStep<Started> {
         let endpoint: String
         switch directory.deviceAuthorizationEndpoint(deadline: deadline) {
         case .success(let url): endpoint = url
@@ -156,7 +150,7 @@ public struct DeviceAuthorization {
                 return .ended(.problem(.malformed(.deviceAuthorization, "the device authorization endpoint answered 200 with a body that is not a JSON object")))
             }
             do throws(IdPProblem) {
-                return .started(try Self.read(document))
+                return .next(try Self.read(document))
             } catch {
                 return .ended(.problem(error))
             }
