@@ -684,14 +684,19 @@ class MFAAPIServer:
                     "code_challenge_methods_supported": ["S256", "plain"],
                     "response_modes_supported": ["query", "fragment", "form_post"],
                     "subject_types_supported": ["public"],
-                    "id_token_signing_alg_values_supported": ["HS256", "RS256"],
                     "token_endpoint_auth_methods_supported": ["client_secret_basic",
-                                                              "client_secret_post"],
+                                                              "client_secret_post",
+                                                              "private_key_jwt"],
+                    "token_endpoint_auth_signing_alg_values_supported": ["RS256", "RS384",
+                                                                         "PS256"],
                     "claims_supported": ["aud", "auth_time", "created_at", "email",
                                          "email_verified", "exp", "family_name", "given_name",
                                          "iat", "identities", "iss", "name", "nickname",
                                          "phone_number", "picture", "sub"],
-                    "request_uri_parameter_supported": False}
+                    "request_uri_parameter_supported": False,
+                    "request_parameter_supported": False,
+                    "id_token_signing_alg_values_supported": ["HS256", "RS256", "PS256"],
+                    "end_session_endpoint": b + "/oidc/logout"}
         # Okta ([C], okta.py's order), with the direct-authentication grants listed.
         iss, p = self.issuer, self.base_url + self._prefix
         return {"issuer": iss, "authorization_endpoint": p + "/authorize",
