@@ -242,6 +242,23 @@ import Testing
     }
 
     @Test(arguments: [
+        ("alice", "alice", "", true),
+        ("alice", "alice@example.com", "", true),   // an IdP whose login is short, name_claim = email
+        ("alice@example.com", "alice@example.com", "@example.com", true),
+        ("alice@example.com", "ALICE@Example.com", "@example.com", true),
+        ("alice@example.com", "alice@contractor.example", "", false),
+        ("alice@example.com", "alice", "@example.com", true),
+        ("alice", "bob", "", false),
+        ("alice", "bob@example.com", "", false),
+        ("alice@example.com", "alice@contractor.example", "@example.com", false),
+    ])
+    func theApprovalMustNameTheTypedLogin(_ login: String, _ claim: String, _ suffix: String, _ expected: Bool) {
+        let identity = Identity(subject: "s", idpLogin: login, claims: ["preferred_username": .string(claim)])
+        let config = fixtureConfig { $0.usernameSuffix = suffix }
+        #expect(DeviceAuthorization.names(identity, login: login, config: config) == expected)
+    }
+
+    @Test(arguments: [
         #"{"device_code":"d","user_code":"AB\u001b[2JCD","verification_uri":"https://idp.test/device","expires_in":600}"#,
         #"{"device_code":"d","user_code":"ABCD","verification_uri":"http://idp.test/device","expires_in":600}"#,
         #"{"device_code":"d","user_code":"ABCD","verification_uri":"https://idp.test/device\nEvil","expires_in":600}"#,

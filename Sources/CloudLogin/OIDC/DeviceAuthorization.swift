@@ -216,8 +216,9 @@ public struct DeviceAuthorization {
     }
 
     /// Whether the identity the device grant ended with is the person whose login was typed:
-    /// its `name_claim` maps to the same local name as `login`, and a value with a domain is
-    /// `login` itself. Someone else approving on their own phone is refused by this.
+    /// its `name_claim` maps to the same local name as `login` (`AccountSync.localName`, which
+    /// also keeps a claim outside `username_suffix`'s domain out), and when both have a domain,
+    /// the claim is `login` itself. Someone else approving on their own phone is refused by this.
     static func names(_ identity: Identity, login: String, config: Config) -> Bool {
         guard let value = identity.claims[config.nameClaim]?.stringValue,
               let mapped = AccountSync.localName(for: identity, claim: config.nameClaim, usernameSuffix: config.usernameSuffix) else {
@@ -225,6 +226,6 @@ public struct DeviceAuthorization {
         }
         let typedLocal = String(login.split(separator: "@", maxSplits: 1, omittingEmptySubsequences: false).first ?? "")
         guard mapped == typedLocal.lowercased() else { return false }
-        return !value.contains("@") || value.lowercased() == login.lowercased()
+        return !value.contains("@") || !login.contains("@") || value.lowercased() == login.lowercased()
     }
 }
