@@ -133,7 +133,8 @@ public enum ConfigParser {
             guard !config.clientID.isEmpty else { throw missing("client_id", "for provider = oidc (the id of the client registered at the IdP)") }
         case .okta:
             guard config.oktaDomain != nil else { throw missing("okta_domain", "for provider = okta (for example https://example.okta.com)") }
-            if config.oktaClientID != nil && config.oktaRedirectURI == nil {
+            // The groups exchange redirects; direct authentication does not.
+            if config.oktaClientID != nil && config.oktaRedirectURI == nil && config.oktaAPI == .authn {
                 throw ConfigDiagnostic(path: path, line: sectionLines["okta"] ?? 0, key: "okta.redirect_uri",
                                        message: "is required with okta.client_id (the sign-in redirect URI registered for that Okta app)")
             }

@@ -71,10 +71,12 @@ public struct DeviceAuthorization {
         var interval = started.intervalSeconds &* 1000
         var lastPoll = began
         var polls = 0
+        // Enter at the prompt (sshd) says "approved": one poll is made even when the time is up.
+        var answeredPrompt = !conversation.showsMessagesAtOnce
         while true {
             let now = clock.monotonicMilliseconds()
             let wait = max(0, lastPoll &+ interval &- now)
-            guard now &+ wait &- began < limit else {
+            guard answeredPrompt || now &+ wait &- began < limit else {
                 conversation.tell("The sign-in was not approved within \(limit / 1000) seconds.")
                 log.notice("device authorization for \(login) not approved in time (\(polls) polls)")
                 return .rejected(.mfaTimedOut)
@@ -82,6 +84,7 @@ public struct DeviceAuthorization {
             deadline.waitingForPerson { clock.sleep(milliseconds: wait) }
             lastPoll = clock.monotonicMilliseconds()
             polls &+= 1
+            answeredPrompt = false
             let body = SecretBytes(capacity: 128)
             body.append("grant_type=")
             FormEncoding.append(Self.grantType, to: body)

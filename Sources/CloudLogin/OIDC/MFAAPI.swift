@@ -330,15 +330,18 @@ struct MFAAPI {
         guard shown else { return .rejected(.abandoned) }
         var interval = challenge.intervalSeconds &* 1000
         var lastPoll = began
+        // Enter at the prompt (sshd) says "approved": one poll is made even when the time is up.
+        var answeredPrompt = !conversation.showsMessagesAtOnce
         while true {
             let now = clock.monotonicMilliseconds()
             let wait = max(0, lastPoll &+ interval &- now)
-            guard now &+ wait &- began < limit else {
+            guard answeredPrompt || now &+ wait &- began < limit else {
                 conversation.tell("The push was not approved within \(pushTimeoutSeconds) seconds.")
                 return .rejected(.mfaTimedOut)
             }
             deadline.waitingForPerson { clock.sleep(milliseconds: wait) }
             lastPoll = clock.monotonicMilliseconds()
+            answeredPrompt = false
             let request = tokenRequest(url: tokenEndpoint, mfaToken: mfaToken, otp: nil, oobCode: challenge.oobCode, bindingCode: nil)
             defer { request.body?.wipe() }
             let response: HTTPResponse
