@@ -26,6 +26,7 @@ public final class TracingTransport: HTTPTransport {
     private let clock: Clock
     private let log: TerminalLog
     public private(set) var exchanges: [TracedExchange] = []
+    private var warming = false
 
     public init(_ inner: HTTPTransport, clock: Clock = SystemClock(), log: TerminalLog) {
         self.inner = inner
@@ -56,6 +57,21 @@ public final class TracingTransport: HTTPTransport {
         let answer = exchange.errorAnswer.map { $0.summary + location } ?? exchange.status.map { "HTTP \($0)" + location } ?? "failed: \(exchange.failure ?? "")"
         log.step("network", "\(exchange.method) \(exchange.url)\(what) -> \(answer) in \(exchange.milliseconds) ms")
         return result
+    }
+
+    public func warmUp(_ request: HTTPRequest, deadline: Deadline) {
+        log.step("network", "while the password is asked: connecting for \(request.method.rawValue) \(TraceRedaction.url(request.url))")
+        inner.warmUp(request, deadline: deadline)
+        warming = true
+    }
+
+    public func endWarmUp() {
+        inner.endWarmUp()
+        guard warming else { return }
+        warming = false
+        if let curl = inner as? CurlTransport {
+            log.step("network", "the warm-up sent \(curl.warmUpConnections) request(s) (\(curl.warmUpReconnects) after the IdP closed the idle connection)")
+        }
     }
 }
 
@@ -152,6 +168,10 @@ public final class TracingAccounts: LocalAccountStore {
     public func setGECOS(name: String, gecos: String) -> Result<Void, AccountError> {
         change("set the GECOS of \(name) to '\(gecos)'") { inner.setGECOS(name: name, gecos: gecos) }
     }
+
+    public func startPasswordCheck(name: String, password: SecretBytes) { inner.startPasswordCheck(name: name, password: password) }
+
+    public func endPasswordCheck() { inner.endPasswordCheck() }
 
     public func passwordMatches(name: String, password: SecretBytes) -> Bool? {
         let matches = inner.passwordMatches(name: name, password: password)

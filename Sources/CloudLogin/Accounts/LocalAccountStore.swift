@@ -36,4 +36,17 @@ public protocol LocalAccountStore: LocalAccountDirectory {
     func groupExists(_ group: String) -> Bool
     func addMember(_ name: String, to group: String) -> Result<Void, AccountError>
     func removeMember(_ name: String, from group: String) -> Result<Void, AccountError>
+
+    /// Starts checking `password` against the local hash of `name` in the background, for the
+    /// next `passwordMatches` of the same name and password to take its answer (the flow starts
+    /// it while the IdP answers). Every call is followed by `endPasswordCheck` on every path.
+    func startPasswordCheck(name: String, password: SecretBytes)
+    /// Ends a check `startPasswordCheck` started (joins its thread). Idempotent.
+    func endPasswordCheck()
+}
+
+extension LocalAccountStore {
+    /// Nothing runs in the background: `passwordMatches` checks when asked.
+    public func startPasswordCheck(name: String, password: SecretBytes) {}
+    public func endPasswordCheck() {}
 }

@@ -8,8 +8,19 @@ public struct ShadowUtilsAccounts: LocalAccountStore {
     /// The sign-in's overall deadline: no tool runs past it (nor longer than 30 s).
     private let deadline: Deadline?
 
+    /// The hash check started while the IdP answers (`startPasswordCheck`); shared by copies.
+    private let background = BackgroundPasswordCheck()
+
     public init(deadline: Deadline? = nil) {
         self.deadline = deadline
+    }
+
+    public func startPasswordCheck(name: String, password: SecretBytes) {
+        background.start(name: name, password: password)
+    }
+
+    public func endPasswordCheck() {
+        background.end()
     }
 
     private var timeLimit: Int64 { min(ToolRunner.timeLimitMilliseconds, deadline?.remainingMilliseconds ?? ToolRunner.timeLimitMilliseconds) }
@@ -38,8 +49,19 @@ public struct ShadowUtilsAccounts: LocalAccountStore {
         ToolRunner.check("/usr/sbin/usermod", ["--comment", gecos, "--", name], timeLimit: timeLimit)
     }
 
+    /// Against the shadow hash as it is now; the answer of a background check
+    /// (`startPasswordCheck`) is taken when it was made for this name and password against this
+    /// very hash (a concurrent sign-in may have synced another password since).
     public func passwordMatches(name: String, password: SecretBytes) -> Bool? {
-        let answer = password.withCString { CCrypt_verify_shadow(name, $0) }
+        var hash: UnsafeMutablePointer<CChar>?
+        let found = CCrypt_shadow_hash(name, &hash)
+        defer { CCrypt_free_hash(hash) }
+        guard found == 1, let hash else {
+            background.end()
+            return nil
+        }
+        let answer = background.answer(name: name, password: password, hash: hash)
+            ?? password.withCString { CCrypt_check_hash($0, hash) }
         switch answer {
         case 1: return true
         case 0: return false
@@ -108,4 +130,56 @@ public struct ShadowUtilsAccounts: LocalAccountStore {
             return body(found)
         }
     }
+}
+
+/// A yescrypt (or whatever the hash says) check of the typed password against the local hash, on
+/// a thread of its own (`JoinedThread`), so that its ~10 ms pass while the IdP answers the grant
+/// (docs/design.md, "Performance targets"). The thread gets its own copies of the password and
+/// the hash (`CCrypt_check`, wiped when freed) and writes only the answer; the starting thread
+/// reads it after the join. Used by one thread (the sign-in's), like the store that holds it.
+final class BackgroundPasswordCheck {
+    private var name: String?
+    private var thread: JoinedThread?
+    private var check: UnsafeMutablePointer<CCrypt_check>?
+
+    /// Starts the check of `password` against the current hash of `name` (nothing when the
+    /// account has no usable hash, or no thread could be started).
+    func start(name: String, password: SecretBytes) {
+        end()
+        var hash: UnsafeMutablePointer<CChar>?
+        defer { CCrypt_free_hash(hash) }
+        guard CCrypt_shadow_hash(name, &hash) == 1, let hash,
+              let made = password.withCString({ CCrypt_check_new($0, hash) }) else { return }
+        guard let started = JoinedThread.start(CCrypt_check_thread, context: made) else {
+            CCrypt_check_free(made)
+            return
+        }
+        self.name = name
+        self.thread = started
+        self.check = made
+    }
+
+    /// The check's answer (as `CCrypt_check_hash`) if it was made for `name` and `password`
+    /// against `hash`; nil otherwise. Ends the check either way.
+    func answer(name: String, password: SecretBytes, hash: UnsafePointer<CChar>) -> Int32? {
+        guard self.name == name, let check else {
+            end()
+            return nil
+        }
+        thread?.join()
+        let answer = password.withCString { CCrypt_check_is_for(check, $0, hash) == 1 } ? CCrypt_check_answer(check) : nil
+        end()
+        return answer.flatMap { $0 == 1 || $0 == 0 ? $0 : nil }
+    }
+
+    /// Joins the thread and wipes the copies. Idempotent.
+    func end() {
+        thread?.join()
+        thread = nil
+        CCrypt_check_free(check)
+        check = nil
+        name = nil
+    }
+
+    deinit { end() }
 }

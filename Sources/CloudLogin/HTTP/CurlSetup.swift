@@ -35,14 +35,17 @@ package enum CurlSetup {
     }
 
     /// Runs the request: a POST of the `count` bytes at `postBody` (which libcurl reads in
-    /// place: it must stay valid until this returns), else what the handle is set up for.
-    package static func perform(_ curl: UnsafeMutableRawPointer, postBody: UnsafePointer<CChar>?, count: Int) -> CURLcode {
+    /// place: it must stay valid until this returns), else what the handle is set up for. With
+    /// `multi`, on that multi handle (whose connections it shares), else on its own.
+    package static func perform(_ curl: UnsafeMutableRawPointer, postBody: UnsafePointer<CChar>?, count: Int,
+                                multi: UnsafeMutableRawPointer? = nil) -> CURLcode {
         if let postBody {
             guard CCurl_setopt_long(curl, CURLOPT_POST, 1) == CURLE_OK,
                   CCurl_setopt_long(curl, CURLOPT_POSTFIELDSIZE, count) == CURLE_OK,
                   CCurl_setopt_pointer(curl, CURLOPT_POSTFIELDS, postBody) == CURLE_OK
             else { return CURLE_FAILED_INIT }
         }
+        if let multi { return CCurl_multi_run(multi, curl) }
         return curl_easy_perform(curl)
     }
 

@@ -6,13 +6,41 @@ import Glibc
 /// (`CurlSetup`, which the admin tool's probe shares).
 /// The proxy is the config's; the environment's proxy variables count only as `ProxyPolicy`
 /// says (opted in, and never in a setuid host).
+///
+/// One transport serves one PAM call (`SignInSeams.system`), and all its requests run on one
+/// libcurl multi handle, whose connection cache they share: discovery, JWKS, the grant and
+/// userinfo go over one kept-alive connection to the IdP. The connection closes when the
+/// transport goes (at the end of the call: `deinit`). `warmUp` opens it while the person types
+/// (docs/design.md, "Performance targets").
 public final class CurlTransport: HTTPTransport {
     /// The largest answer read from an IdP; discovery documents and JWKS are a few KiB.
     public static let maximumResponseBytes = 1 << 20
+    /// The warm-up waits this long before it connects: a prompt answered sooner was answered by
+    /// a program (`sudo -S`, a test), and the sign-in connects by itself at once.
+    static let warmUpHoldMilliseconds = 15
+    /// After the answer, how long a warm-up request whose connection is up may still take
+    /// before it is given up (an IdP that accepted the connection but does not answer).
+    static let warmUpGraceMilliseconds = 500
+    /// Connections one warm-up may open: the first, and new ones after the IdP closed the idle
+    /// one while the person was still typing.
+    static let warmUpMaximumConnections = 4
 
     private let caFile: String?
     private let connectTimeoutMilliseconds: Int64
     private let proxy: ProxyPolicy
+    /// The sign-in's multi handle (made on first use): its connection cache is what the requests
+    /// share. Used by one thread at a time: the warm-up thread until `endWarmUp` joined it, the
+    /// caller's thread otherwise.
+    private var multi: UnsafeMutableRawPointer?
+    /// The warm-up under way, if any.
+    private var warming: WarmUp?
+    /// The first answer of the last warm-up's GET, which serves that GET once if the sign-in
+    /// sends it (discovery on a cold cache).
+    private var warmAnswer: (url: String, response: HTTPResponse)?
+    /// What the last warm-up did, for tests and `--trace`: requests sent (one connection each),
+    /// of which after the IdP closed the idle connection.
+    public private(set) var warmUpConnections = 0
+    public private(set) var warmUpReconnects = 0
 
     /// `proxy`: the config's proxy URL (none: no proxy). `proxyFromEnvironment`: the config's
     /// `proxy_from_environment`; without it no proxy variable of the environment is read, so
@@ -31,12 +59,90 @@ public final class CurlTransport: HTTPTransport {
                   proxy: config.proxy, proxyFromEnvironment: config.proxyFromEnvironment)
     }
 
+    deinit {
+        endWarmUp()
+        warmAnswer?.response.body.wipe()
+        if let multi { curl_multi_cleanup(multi) }
+    }
+
+    /// The multi handle, made on first use (libcurl initialised first).
+    private func sharedMulti() -> UnsafeMutableRawPointer? {
+        if let multi { return multi }
+        guard CurlSetup.handle().map({ curl_easy_cleanup($0); return true }) == true else { return nil }
+        multi = curl_multi_init()
+        return multi
+    }
+
+    /// A GET on the origin of the sign-in's first request, sent on a thread while the prompt is
+    /// up (`CCurl_warmup_thread`): after `warmUpHoldMilliseconds` it connects (TCP, TLS) and
+    /// sends `request`, then keeps the connection and, if the IdP closes it before the person
+    /// answers, opens another. Nothing is sent if the answer comes within the hold; a request
+    /// still connecting when the answer comes is given up (the sign-in connects by itself).
+    public func warmUp(_ request: HTTPRequest, deadline: Deadline) {
+        endWarmUp()
+        guard request.method == .get, HTTPSURL.isValid(request.url), let multi = sharedMulti() else { return }
+        let remaining = deadline.remainingMilliseconds
+        guard remaining > 0, let easy = CurlSetup.handle() else { return }
+        let sink = ResponseSink(limit: Self.maximumResponseBytes)
+        let sinkPointer = Unmanaged.passRetained(sink)
+        var headerList: UnsafeMutablePointer<curl_slist>?
+        for header in request.headers { headerList = curl_slist_append(headerList, header) }
+        var failed = !CurlSetup.configure(easy, url: request.url, caFile: caFile, proxy: proxy,
+                                          connectTimeoutMilliseconds: Int(truncatingIfNeeded: min(connectTimeoutMilliseconds, remaining)),
+                                          timeoutMilliseconds: Int(truncatingIfNeeded: remaining),
+                                          userAgent: Self.userAgent)
+        func set(_ result: CURLcode) { if result != CURLE_OK { failed = true } }
+        set(CCurl_setopt_write_function(easy, responseSinkWrite))
+        set(CCurl_setopt_header_function(easy, responseSinkHeader))
+        set(CCurl_setopt_pointer(easy, CURLOPT_HEADERDATA, sinkPointer.toOpaque()))
+        set(CCurl_setopt_pointer(easy, CURLOPT_WRITEDATA, sinkPointer.toOpaque()))
+        set(CCurl_setopt_slist(easy, CURLOPT_HTTPHEADER, headerList))
+        set(CCurl_setopt_long(easy, CURLOPT_HTTPGET, 1))
+        guard !failed, let state = CCurl_warmup_new(multi, easy, Self.warmUpHoldMilliseconds, Self.warmUpGraceMilliseconds,
+                                                     Int32(Self.warmUpMaximumConnections)),
+              let thread = JoinedThread.start(CCurl_warmup_thread, context: state) else {
+            curl_easy_cleanup(easy)
+            curl_slist_free_all(headerList)
+            sinkPointer.release()
+            return
+        }
+        warming = WarmUp(url: request.url, thread: thread, state: state, easy: easy, headers: headerList, sink: sinkPointer)
+    }
+
+    /// Tells the warm-up thread the person answered and joins it; keeps the GET's answer.
+    public func endWarmUp() {
+        guard var running = warming else { return }
+        warming = nil
+        CCurl_warmup_answered(running.state)
+        running.thread.join()
+        // The thread has ended: what it wrote is ours to read.
+        warmUpConnections = Int(CCurl_warmup_connections(running.state))
+        warmUpReconnects = Int(CCurl_warmup_reconnects(running.state))
+        let sink = running.sink.takeUnretainedValue()
+        if CCurl_warmup_first_result(running.state) == CURLE_OK, CCurl_warmup_first_status(running.state) == 200, !sink.overflowed {
+            warmAnswer?.response.body.wipe()
+            warmAnswer = (running.url, HTTPResponse(status: 200, body: sink.body, headers: sink.headers))
+        }
+        CCurl_warmup_free(running.state)
+        curl_easy_cleanup(running.easy)
+        curl_slist_free_all(running.headers)
+        running.sink.release()
+    }
+
+    private static var userAgent: String { "CloudLogin/\(CloudLoginVersion.string)" }
+
     public func send(_ request: HTTPRequest, deadline: Deadline) -> Result<HTTPResponse, TransportError> {
+        endWarmUp()
         // The query may hold a one-time token (Okta's sessionToken): not in the error.
         guard HTTPSURL.isValid(request.url) else {
             return .failure(.invalidURL(String(request.url.prefix { $0 != "?" }.prefix(200))))
         }
-        guard let curl = CurlSetup.handle() else { return .failure(.other("libcurl could not be initialised")) }
+        if request.method == .get, let kept = warmAnswer, kept.url == request.url {
+            // The warm-up fetched this very document moments ago (discovery on a cold cache).
+            warmAnswer = nil
+            return .success(kept.response)
+        }
+        guard let multi = sharedMulti(), let curl = CurlSetup.handle() else { return .failure(.other("libcurl could not be initialised")) }
         defer { curl_easy_cleanup(curl) }
 
         let remaining = deadline.remainingMilliseconds
@@ -59,7 +165,7 @@ public final class CurlTransport: HTTPTransport {
         var failed = !CurlSetup.configure(curl, url: request.url, caFile: caFile, proxy: proxy,
                                           connectTimeoutMilliseconds: Int(truncatingIfNeeded: min(connectTimeoutMilliseconds, remaining)),
                                           timeoutMilliseconds: Int(truncatingIfNeeded: remaining),
-                                          userAgent: "CloudLogin/\(CloudLoginVersion.string)")
+                                          userAgent: Self.userAgent)
         func set(_ result: CURLcode) { if result != CURLE_OK { failed = true } }
         set(CCurl_setopt_write_function(curl, responseSinkWrite))
         set(CCurl_setopt_header_function(curl, responseSinkHeader))
@@ -73,7 +179,7 @@ public final class CurlTransport: HTTPTransport {
         // the transfer runs while the buffer is pinned.
         let body = request.body ?? SecretBytes(capacity: 1)
         let result: CURLcode = body.withCString { bodyPointer in
-            CurlSetup.perform(curl, postBody: request.method == .post ? bodyPointer : nil, count: body.count)
+            CurlSetup.perform(curl, postBody: request.method == .post ? bodyPointer : nil, count: body.count, multi: multi)
         }
         if sink.overflowed { return .failure(.tooLarge(limit: Self.maximumResponseBytes)) }
         guard result == CURLE_OK else { return .failure(Self.classify(result)) }
@@ -98,6 +204,19 @@ public final class CurlTransport: HTTPTransport {
         default: return .other(detail)
         }
     }
+}
+
+/// One warm-up under way: its thread and everything the thread uses, released by `endWarmUp`
+/// after the join. The thread reads and writes `state` (C, with an atomic flag for the answer),
+/// `easy` and the sink; until the join, the starting thread touches none of them but through
+/// `CCurl_warmup_answered`.
+private struct WarmUp {
+    let url: String
+    var thread: JoinedThread
+    let state: UnsafeMutablePointer<CCurl_warmup>
+    let easy: UnsafeMutableRawPointer
+    let headers: UnsafeMutablePointer<curl_slist>?
+    let sink: Unmanaged<ResponseSink>
 }
 
 /// Collects a response body into wiped storage, up to a limit.

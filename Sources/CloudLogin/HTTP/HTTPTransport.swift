@@ -74,4 +74,20 @@ public enum TransportError: Error, Equatable, Sendable, CustomStringConvertible 
 /// Sends requests to the IdP. The module uses `CurlTransport`; tests may script answers.
 public protocol HTTPTransport {
     func send(_ request: HTTPRequest, deadline: Deadline) -> Result<HTTPResponse, TransportError>
+
+    /// Called by the flow just before it asks the person for the password: opens the connection
+    /// the sign-in's first request will use, in the background, by sending `request` (a cheap
+    /// GET on that connection's origin, whose answer may serve the same GET later). Returns at
+    /// once. `endWarmUp` (and any `send`) first ends it.
+    func warmUp(_ request: HTTPRequest, deadline: Deadline)
+
+    /// The person answered the prompt, or it failed: ends the warm-up and waits for whatever it
+    /// runs on (a thread, joined). Called on every path after the prompt; idempotent.
+    func endWarmUp()
+}
+
+extension HTTPTransport {
+    /// Nothing to warm: the request goes out when it is sent.
+    public func warmUp(_ request: HTTPRequest, deadline: Deadline) {}
+    public func endWarmUp() {}
 }

@@ -142,8 +142,15 @@ public final class LoginFlow {
             return deviceOnly(login: login, typedName: typedName, localName: knownLocalName ?? managedName(forLogin: login),
                               conversation: conversation)
         }
+        // While the person types, the connection to the IdP is opened (never for a local user:
+        // they were screened out above); the warm-up ends when the prompt does, on every path.
+        if let warmUp = WarmUpTarget.request(config: config, directory: directory) {
+            transport.warmUp(warmUp, deadline: idpDeadline())
+        }
+        let answer = password()
+        transport.endWarmUp()
         let secret: SecretBytes
-        switch password() {
+        switch answer {
         case .unavailable: return .noPassword
         case .password(let given): secret = given
         }
@@ -154,6 +161,11 @@ public final class LoginFlow {
         // it passes for an unknown user ("\u{8}\n\r\u{7F}INCORRECT"), which would let anyone who
         // reaches port 22 make failed sign-ins at the IdP (and its lockout counters) for any name.
         guard !secret.containsControlCharacter else { return .rejected(.badCredentials) }
+        // The local account this sign-in is about, when it is known without the IdP.
+        let localName = knownLocalName ?? managedName(forLogin: login)
+        // The check of the synced local password (AccountSync) runs while the IdP answers.
+        if canChangeAccounts, let localName { accounts.startPasswordCheck(name: localName, password: secret) }
+        defer { accounts.endPasswordCheck() }
 
         log.debug("asking the IdP about \(login)")
         var verdict: IdentityVerdict
@@ -163,8 +175,6 @@ public final class LoginFlow {
         case .failure(let problem):
             verdict = .problem(problem)
         }
-        // The local account this sign-in is about, when it is known without the IdP.
-        let localName = knownLocalName ?? managedName(forLogin: login)
 
         // MFA by device authorization, once the IdP verified the password.
         if let step = deviceStep(after: verdict, login: login) {

@@ -54,10 +54,28 @@ public final class ProviderDirectory {
         }
     }
 
+    /// Where discovery is fetched from.
+    public var discoveryURL: String {
+        issuer.hasSuffix("/") ? "\(issuer).well-known/openid-configuration" : "\(issuer)/.well-known/openid-configuration"
+    }
+
+    /// The token endpoint when it is known without asking the network: set by hand, or in the
+    /// cached discovery document (fresh, or stale: only a connection is opened to it). Nil on a
+    /// cold cache.
+    public func knownTokenEndpoint() -> String? {
+        if let override = settings.tokenEndpoint { return override }
+        if let metadata { return metadata.tokenEndpoint }
+        let url = discoveryURL
+        guard let cached = cache?.read(DiskMetadataCache.key(for: "\(issuer) \(url)", kind: "discovery")),
+              let document = cached.body.withUnsafeBytes({ JSONValue.parse($0) }),
+              let found = try? ProviderMetadata(discovery: document, expectedIssuer: issuer) else { return nil }
+        return found.tokenEndpoint
+    }
+
     /// Discovery, from the cache while fresh.
     public func discovery(deadline: Deadline, refresh: Bool = false) -> Result<ProviderMetadata, IdPProblem> {
         if let metadata, !refresh { return .success(metadata) }
-        let url = issuer.hasSuffix("/") ? "\(issuer).well-known/openid-configuration" : "\(issuer)/.well-known/openid-configuration"
+        let url = discoveryURL
         let result = document(url: url, kind: "discovery", stage: .discovery, refresh: refresh, deadline: deadline)
             .flatMap { (document: JSONValue) -> Result<ProviderMetadata, IdPProblem> in
                 do throws(IdPProblem) {
