@@ -5,7 +5,7 @@
  *
  * Usage:  pamdriver --confdir DIR --service NAME [--user USER]
  *                   [--phase auth|acct|setcred|chauthtok|all] [--cycles N] [--silent] [--rss]
- *                   [--hold | --hold-unwiped]
+ *                   [--hold | --hold-unwiped] [--answer-delay-ms N]
  *
  * The password is the first line of stdin (newline stripped; an empty line is
  * the empty password), read once at startup and reused for every cycle. If
@@ -35,6 +35,11 @@
  *                   and the conversation's answers at pam_end). --hold-unwiped does the
  *                   same but keeps the driver's copy (a control: the search must find it).
  *
+ * With --answer-delay-ms N: a PAM_PROMPT_ECHO_OFF is answered N ms after it was asked, as a
+ *                   person typing would, and after each auth call stdout gets
+ *                   "TIMING auth <ms from the answer to the PAM result>" (the part of a
+ *                   sign-in a person waits for; `make bench`'s typing variant).
+ *
  * Exit status: 0 if it ran (whatever PAM returned), 2 on a usage error,
  * 1 if stdin could not be read or memory ran out.
  */
@@ -44,11 +49,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <security/pam_appl.h>
 
 static char *g_password;      /* NULL: stdin was at EOF */
+static long g_answer_delay_ms; /* --answer-delay-ms */
+static struct timespec g_answered_at; /* when the last echo-off prompt was answered */
+static int g_answered;
 static size_t g_password_cap; /* bytes allocated for g_password */
 
 static void wipe_password(void)
@@ -193,6 +202,12 @@ static int conversation(int num_msg, const struct pam_message **msg,
             fprintf(stderr, "PROMPT echo_off: %s\n", text);
             if (g_password == NULL)
                 goto fail;
+            if (g_answer_delay_ms > 0) {
+                struct timespec wait = { g_answer_delay_ms / 1000, (g_answer_delay_ms % 1000) * 1000000L };
+                while (nanosleep(&wait, &wait) != 0 && errno == EINTR) {}
+            }
+            clock_gettime(CLOCK_MONOTONIC, &g_answered_at);
+            g_answered = 1;
             answer = g_password;
             break;
         case PAM_PROMPT_ECHO_ON:
@@ -278,6 +293,12 @@ int main(int argc, char **argv)
             hold = 1;
         } else if (strcmp(a, "--hold-unwiped") == 0) {
             hold = 2; /* the same, keeping the driver's own copy: a positive control */
+        } else if (strcmp(a, "--answer-delay-ms") == 0 && has_value) {
+            g_answer_delay_ms = strtol(argv[++i], NULL, 10);
+            if (g_answer_delay_ms < 0 || g_answer_delay_ms > 600000) {
+                fprintf(stderr, "pamdriver: --answer-delay-ms needs 0..600000\n");
+                return 2;
+            }
         } else if (strcmp(a, "--confdir") == 0 && has_value) {
             confdir = argv[++i];
         } else if (strcmp(a, "--service") == 0 && has_value) {
@@ -340,7 +361,14 @@ int main(int argc, char **argv)
         } else {
             int ok = 1;
             if (do_auth && ok) {
+                g_answered = 0;
                 rc = pam_authenticate(pamh, flags);
+                if (g_answer_delay_ms > 0 && g_answered) {
+                    struct timespec now;
+                    clock_gettime(CLOCK_MONOTONIC, &now);
+                    printf("TIMING auth %.3f\n", (double)(now.tv_sec - g_answered_at.tv_sec) * 1e3 +
+                                                   (double)(now.tv_nsec - g_answered_at.tv_nsec) / 1e6);
+                }
                 result("auth", rc);
                 ok = (rc == PAM_SUCCESS);
             }

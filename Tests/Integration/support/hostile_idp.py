@@ -10,6 +10,9 @@ answers an RS256 ID token for the users it knows). Each fault is one setting awa
     idp.tls = "wrong_ca" | "wrong_host"           # which certificate the next handshakes show
     idp.jwks = Status(503)                        # the JWKS endpoint's behaviour
     idp.reset()                                   # back to good manners
+    idp.keep_alive = 0.5    # HTTP/1.1 keep-alive: an idle connection is closed after 0.5 s
+    idp.down = True         # every connection is closed as soon as it is accepted (and open
+                            # kept-alive ones are closed): an IdP that went down
 
 It has the attributes `cltest.Site.write_config` reads from an IdP (issuer, clients, ca_file),
 counts TCP connections and keeps a request log ("POST /token 200") like llng.py.
@@ -29,6 +32,7 @@ import ipaddress
 import json
 import pathlib
 import secrets
+import select
 import socket
 import ssl
 import threading
@@ -141,6 +145,10 @@ class HostileIdP:
         self.users: dict[str, tuple[str, dict]] = {}
         self.log: list[str] = []
         self.connections = 0
+        # Seconds an idle connection is kept open for another request (None: one request per
+        # connection, "Connection: close"); `down`: closes every connection at once.
+        self.keep_alive: float | None = None
+        self.down = False
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._listener: socket.socket | None = None
@@ -178,6 +186,8 @@ class HostileIdP:
         self.jwks: Behaviour = None
         self.token: Behaviour = None
         self.id_token: dict = {}
+        self.keep_alive = None
+        self.down = False
 
     def add_user(self, login: str, password: str, sub: str | None = None, **claims) -> None:
         self.users[login] = (password, {"sub": sub or f"{login}-subject", "preferred_username": login,
@@ -257,6 +267,9 @@ class HostileIdP:
                 continue
             with self._lock:
                 self.connections += 1
+            if self.down:
+                sock.close()
+                continue
             threading.Thread(target=self._connection, args=(sock,), daemon=True).start()
 
     def _connection(self, raw: socket.socket) -> None:
@@ -267,10 +280,13 @@ class HostileIdP:
             raw.close()  # the client refused our certificate: that is the point of the test
             return
         try:
-            method, path, headers, body = self._read_request(conn)
-            if method is None:
-                return
-            self._answer(conn, method, path, headers, body)
+            while True:
+                method, path, headers, body = self._read_request(conn)
+                if method is None:
+                    return
+                keep = self._answer(conn, method, path, headers, body)
+                if not keep or not self._idle(conn):
+                    return
         except (OSError, ssl.SSLError, ValueError):
             pass
         finally:
@@ -278,6 +294,19 @@ class HostileIdP:
                 conn.close()
             except OSError:
                 pass
+
+    def _idle(self, conn) -> bool:
+        """Waits up to keep_alive seconds for the next request on `conn`: True when one comes."""
+        if self.keep_alive is None:
+            return False
+        until = time.monotonic() + self.keep_alive
+        while time.monotonic() < until and not self.down and not self._stop.is_set():
+            if conn.pending():
+                return True
+            readable, _, _ = select.select([conn], [], [], min(0.05, max(0.0, until - time.monotonic())))
+            if readable:
+                return True
+        return False
 
     @staticmethod
     def _read_request(conn) -> tuple:
@@ -302,7 +331,7 @@ class HostileIdP:
             body += chunk
         return method, path, headers, body
 
-    def _answer(self, conn, method: str, path: str, headers: dict, body: bytes) -> None:
+    def _answer(self, conn, method: str, path: str, headers: dict, body: bytes) -> bool:
         route = path.split("?", 1)[0]
         if route == "/.well-known/openid-configuration":
             behaviour, good = self.discovery, lambda: self._json(200, {
@@ -320,7 +349,9 @@ class HostileIdP:
         status = answer.code if isinstance(answer, Status) else (200 if isinstance(answer, (Drip, Huge)) else 0)
         with self._lock:
             self.log.append(f"{method} {route} {status or type(answer).__name__.lower()}")
-        self._send(conn, answer)
+        keep = self.keep_alive is not None and isinstance(answer, Status)
+        self._send(conn, answer, keep)
+        return keep
 
     @staticmethod
     def _json(code: int, document) -> Status:
@@ -341,13 +372,13 @@ class HostileIdP:
         return self._json(200, {"access_token": secrets.token_urlsafe(24), "token_type": "Bearer",
                                 "expires_in": 300, "id_token": self.mint(user[1])})
 
-    def _send(self, conn, answer) -> None:
+    def _send(self, conn, answer, keep: bool = False) -> None:
         if isinstance(answer, Raw):
             conn.sendall(answer.data)
         elif isinstance(answer, Status):
             extra = "".join(f"{k}: {v}\r\n" for k, v in answer.headers)
             head = (f"HTTP/1.1 {answer.code} X\r\nContent-Type: {answer.content_type}\r\n"
-                    f"Content-Length: {len(answer.body)}\r\n{extra}Connection: close\r\n\r\n")
+                    f"Content-Length: {len(answer.body)}\r\n{extra}Connection: {'keep-alive' if keep else 'close'}\r\n\r\n")
             conn.sendall(head.encode() + answer.body)
         elif isinstance(answer, Hang):
             self._stop.wait(60)
