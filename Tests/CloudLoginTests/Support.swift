@@ -71,6 +71,16 @@ final class ScriptedTransport: HTTPTransport {
         answers[url, default: []].append(.failure(error))
     }
 
+    /// The URLs of the warm-ups asked for, and how many times one was ended.
+    private(set) var warmUps: [String] = []
+    private(set) var endedWarmUps = 0
+
+    func warmUp(_ request: HTTPRequest, deadline: Deadline) {
+        warmUps.append("\(request.method.rawValue) \(request.url)")
+    }
+
+    func endWarmUp() { endedWarmUps += 1 }
+
     func send(_ request: HTTPRequest, deadline: Deadline) -> Result<HTTPResponse, TransportError> {
         let body = request.body.map { $0.withBytes { String(decoding: $0, as: UTF8.self) } } ?? ""
         let authorization = request.authorization.map { $0.withBytes { String(decoding: $0, as: UTF8.self) } }
@@ -106,6 +116,13 @@ final class AccountTable: LocalAccountStore {
     var groups: [String: Set<String>] = ["sudo": [], "developers": [], "adm": []]
     var changes: [String] = []
     var failing: String?
+    /// Names whose hash check was started in the background, and how many times one was ended.
+    var passwordChecks: [String] = []
+    var endedPasswordChecks = 0
+
+    func startPasswordCheck(name: String, password: SecretBytes) { passwordChecks.append(name) }
+
+    func endPasswordCheck() { endedPasswordChecks += 1 }
 
     func account(named name: String) -> LocalAccount? {
         uids[name].map { LocalAccount(name: name, uid: $0, gid: $0, home: "/home/\(name)") }

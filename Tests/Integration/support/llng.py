@@ -149,6 +149,13 @@ class LemonLDAP:
         # The address plackup listens on. The issuer stays https://127.0.0.1:PORT; the benchmark
         # listens on 127.0.0.2 and puts a delaying proxy on 127.0.0.1:PORT (make bench).
         self.bind_host = "127.0.0.1"
+        # "nginx": TLS and HTTP/1.1 keep-alive by nginx on bind_host:PORT, which hands each
+        # request to plackup over plain HTTP on 127.0.0.1 (how Debian deploys LemonLDAP::NG).
+        # plackup's HTTP::Server::PSGI answers HTTP/1.0 and closes every connection after one
+        # answer, so without a front no client can reuse a connection (make bench uses it).
+        self.front: str | None = None
+        self._front_proc: subprocess.Popen | None = None
+        self.front_log = self.workdir / "front-access.log"
 
         self.ca_file = self.workdir / "ca.pem"
         self.ca_key_file = self.workdir / "ca.key"
@@ -414,13 +421,18 @@ languages = en
             CLOUDLOGIN_ACCESS_LOG=str(self.access_log),
             PLACK_ENV="deployment",
         )
-        cmd = [
-            PLACKUP, "-E", "deployment", "-s", "HTTP::Server::PSGI",
-            "--host", self.bind_host, "--port", str(self.port),
-            "--enable-ssl", "--ssl-key-file", str(self.key_file),
-            "--ssl-cert-file", str(self.cert_file),
-            str(self.app_file),
-        ]
+        if self.front == "nginx":
+            self._upstream_port = _free_port()
+            cmd = [PLACKUP, "-E", "deployment", "-s", "HTTP::Server::PSGI",
+                   "--host", "127.0.0.1", "--port", str(self._upstream_port), str(self.app_file)]
+        else:
+            cmd = [
+                PLACKUP, "-E", "deployment", "-s", "HTTP::Server::PSGI",
+                "--host", self.bind_host, "--port", str(self.port),
+                "--enable-ssl", "--ssl-key-file", str(self.key_file),
+                "--ssl-cert-file", str(self.cert_file),
+                str(self.app_file),
+            ]
         with open(self.server_log, "ab") as log:
             log.write(f"=== {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(cmd)}\n".encode())
             log.flush()
@@ -431,10 +443,63 @@ languages = en
         _running.add(self)
         self._log_start = self.server_log.stat().st_size
         try:
+            if self.front == "nginx":
+                self._start_nginx()
             self._wait_ready()
         except BaseException:
             self._terminate()
             raise
+
+    def _start_nginx(self) -> None:
+        conf = self.workdir / "nginx.conf"
+        temp = self.workdir / "nginx-temp"
+        temp.mkdir(exist_ok=True)
+        self.front_log.write_bytes(b"")
+        conf.write_text(f"""
+daemon off;
+master_process off;
+worker_processes 1;
+user root;
+pid {self.workdir / 'nginx.pid'};
+error_log {self.workdir / 'nginx-error.log'} warn;
+events {{ worker_connections 1024; }}
+http {{
+    log_format conn '$connection $connection_requests $request_method $uri $status';
+    access_log {self.front_log} conn;
+    client_body_temp_path {temp}/body;
+    proxy_temp_path {temp}/proxy;
+    fastcgi_temp_path {temp}/fastcgi;
+    uwsgi_temp_path {temp}/uwsgi;
+    scgi_temp_path {temp}/scgi;
+    keepalive_timeout 75s;
+    keepalive_requests 1000;
+    server {{
+        listen {self.bind_host}:{self.port} ssl;
+        ssl_certificate {self.cert_file};
+        ssl_certificate_key {self.key_file};
+        location / {{
+            proxy_pass http://127.0.0.1:{self._upstream_port};
+            proxy_set_header Host 127.0.0.1:{self.port};
+            proxy_set_header X-Forwarded-Proto https;
+            proxy_set_header X-Forwarded-For $remote_addr;
+            proxy_buffering off;
+        }}
+    }}
+}}
+""")
+        with open(self.server_log, "ab") as log:
+            self._front_proc = subprocess.Popen(
+                ["nginx", "-c", str(conf), "-p", str(self.workdir)], stdin=subprocess.DEVNULL,
+                stdout=log, stderr=log, start_new_session=True,
+                preexec_fn=None if self.daemon else _die_with_parent)
+
+    def front_connections(self) -> int:
+        """Connections that carried at least one request through the front (nginx), so far."""
+        try:
+            lines = self.front_log.read_text(errors="replace").split("\n")[:-1]
+        except FileNotFoundError:
+            return 0
+        return sum(1 for line in lines if line.split()[1:2] == ["1"])
 
     def _server_log_tail(self, n: int = 4000) -> str:
         try:
@@ -497,6 +562,14 @@ languages = en
         self.discovery = disco
 
     def _terminate(self) -> None:
+        front, self._front_proc = self._front_proc, None
+        if front is not None and front.poll() is None:
+            front.send_signal(signal.SIGTERM)
+            try:
+                front.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                front.kill()
+                front.wait()
         proc, self._proc = self._proc, None
         _running.discard(self)
         if proc is None:
