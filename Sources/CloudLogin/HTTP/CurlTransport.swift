@@ -23,7 +23,7 @@ public final class CurlTransport: HTTPTransport {
     static let warmUpGraceMilliseconds = 500
     /// Connections one warm-up may open: the first, and new ones after the IdP closed the idle
     /// one while the person was still typing.
-    static let warmUpMaximumConnections = 4
+    static let warmUpMaximumConnections: Int32 = 4
 
     private let caFile: String?
     private let connectTimeoutMilliseconds: Int64
@@ -99,7 +99,7 @@ public final class CurlTransport: HTTPTransport {
         set(CCurl_setopt_slist(easy, CURLOPT_HTTPHEADER, headerList))
         set(CCurl_setopt_long(easy, CURLOPT_HTTPGET, 1))
         guard !failed, let state = CCurl_warmup_new(multi, easy, Self.warmUpHoldMilliseconds, Self.warmUpGraceMilliseconds,
-                                                     Int32(Self.warmUpMaximumConnections)),
+                                                     Self.warmUpMaximumConnections),
               let thread = JoinedThread.start(CCurl_warmup_thread, context: state) else {
             curl_easy_cleanup(easy)
             curl_slist_free_all(headerList)
@@ -116,8 +116,8 @@ public final class CurlTransport: HTTPTransport {
         CCurl_warmup_answered(running.state)
         running.thread.join()
         // The thread has ended: what it wrote is ours to read.
-        warmUpConnections = Int(CCurl_warmup_connections(running.state))
-        warmUpReconnects = Int(CCurl_warmup_reconnects(running.state))
+        warmUpConnections = Int(truncatingIfNeeded: CCurl_warmup_connections(running.state))
+        warmUpReconnects = Int(truncatingIfNeeded: CCurl_warmup_reconnects(running.state))
         let sink = running.sink.takeUnretainedValue()
         if CCurl_warmup_first_result(running.state) == CURLE_OK, CCurl_warmup_first_status(running.state) == 200, !sink.overflowed {
             warmAnswer?.response.body.wipe()
