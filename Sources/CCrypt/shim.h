@@ -40,12 +40,11 @@ static inline void CCrypt_free_hash(char *_Nullable hash) {
     free(hash);
 }
 
-/// Whether `password` hashes to `hash`: 1 matches, 0 does not, -2 could not check. Pure
-/// computation (crypt_r, e.g. yescrypt): no file is read.
-static inline int CCrypt_check_hash(const char *_Nonnull password, const char *_Nonnull hash) {
-    struct crypt_data *data = calloc(1, sizeof(struct crypt_data));
+/// Whether `password` hashes to `hash` with `data` (crypt_r's state, zeroed): 1 matches,
+/// 0 does not. Pure computation (crypt_r, e.g. yescrypt): no file is read, nothing allocated here.
+static inline int CCrypt_check_hash_with(const char *_Nonnull password, const char *_Nonnull hash,
+                                         struct crypt_data *_Nonnull data) {
     int result = 0;
-    if (data == NULL) return -2;
     {
         const char *hashed = crypt_r(password, hash, data);
         size_t length = strlen(hash);
@@ -57,6 +56,15 @@ static inline int CCrypt_check_hash(const char *_Nonnull password, const char *_
     }
 out:
     explicit_bzero(data, sizeof(struct crypt_data));
+    return result;
+}
+
+/// Whether `password` hashes to `hash`: 1 matches, 0 does not, -2 could not check.
+static inline int CCrypt_check_hash(const char *_Nonnull password, const char *_Nonnull hash) {
+    struct crypt_data *data = calloc(1, sizeof(struct crypt_data));
+    int result;
+    if (data == NULL) return -2;
+    result = CCrypt_check_hash_with(password, hash, data);
     free(data);
     return result;
 }
@@ -76,6 +84,10 @@ static inline int CCrypt_verify_shadow(const char *_Nonnull user, const char *_N
 typedef struct CCrypt_check {
     char *_Nonnull password;
     char *_Nonnull hash;
+    /* crypt_r's state, allocated here by the starting thread: the check thread allocates
+       nothing (a first malloc on a new thread would give it a malloc arena of its own, which
+       stays in the host's memory after the thread ends). */
+    struct crypt_data *_Nonnull data;
     int answer; /* as CCrypt_check_hash; -3 until the thread has run */
 } CCrypt_check;
 
@@ -84,10 +96,12 @@ static inline CCrypt_check *_Nullable CCrypt_check_new(const char *_Nonnull pass
     if (check == NULL) return NULL;
     check->password = strdup(password);
     check->hash = strdup(hash);
+    check->data = calloc(1, sizeof(struct crypt_data));
     check->answer = -3;
-    if (check->password == NULL || check->hash == NULL) {
+    if (check->password == NULL || check->hash == NULL || check->data == NULL) {
         CCrypt_free_hash(check->password);
         CCrypt_free_hash(check->hash);
+        free(check->data);
         free(check);
         return NULL;
     }
@@ -96,7 +110,7 @@ static inline CCrypt_check *_Nullable CCrypt_check_new(const char *_Nonnull pass
 
 static void *_Nullable CCrypt_check_thread(void *_Nullable context) {
     CCrypt_check *check = context;
-    if (check != NULL) check->answer = CCrypt_check_hash(check->password, check->hash);
+    if (check != NULL) check->answer = CCrypt_check_hash_with(check->password, check->hash, check->data);
     return NULL;
 }
 
@@ -112,6 +126,8 @@ static inline void CCrypt_check_free(CCrypt_check *_Nullable check) {
     if (check == NULL) return;
     CCrypt_free_hash(check->password);
     CCrypt_free_hash(check->hash);
+    explicit_bzero(check->data, sizeof(struct crypt_data));
+    free(check->data);
     explicit_bzero(check, sizeof *check);
     free(check);
 }

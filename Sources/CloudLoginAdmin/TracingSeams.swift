@@ -26,7 +26,8 @@ public final class TracingTransport: HTTPTransport {
     private let clock: Clock
     private let log: TerminalLog
     public private(set) var exchanges: [TracedExchange] = []
-    private var warming = false
+    /// The warm-up asked for, until it ends.
+    private var warming: String?
 
     public init(_ inner: HTTPTransport, clock: Clock = SystemClock(), log: TerminalLog) {
         self.inner = inner
@@ -60,17 +61,17 @@ public final class TracingTransport: HTTPTransport {
     }
 
     public func warmUp(_ request: HTTPRequest, deadline: Deadline) {
-        log.step("network", "while the password is asked: connecting for \(request.method.rawValue) \(TraceRedaction.url(request.url))")
         inner.warmUp(request, deadline: deadline)
-        warming = true
+        warming = "\(request.method.rawValue) \(TraceRedaction.url(request.url))"
     }
 
+    /// Says what the warm-up sent, if anything (an answer given at once sends nothing early).
     public func endWarmUp() {
         inner.endWarmUp()
-        guard warming else { return }
-        warming = false
-        if let curl = inner as? CurlTransport {
-            log.step("network", "the warm-up sent \(curl.warmUpConnections) request(s) (\(curl.warmUpReconnects) after the IdP closed the idle connection)")
+        guard let what = warming else { return }
+        warming = nil
+        if let curl = inner as? CurlTransport, curl.warmUpConnections > 0 {
+            log.step("network", "while the password was asked: \(what) on a new connection, \(curl.warmUpConnections) time(s) (\(curl.warmUpReconnects) after the IdP closed the idle connection)")
         }
     }
 }

@@ -106,12 +106,12 @@ def test_idp_down_during_the_prompt_gives_the_usual_offline_rule(fsite: Site, ho
 
 
 def test_a_local_user_never_causes_a_connection(fsite: Site, hostile: HostileIdP):
-    if not user_exists("lena"):
-        create_local_user("lena", "Lena local pw 1")
+    if not user_exists("warmlocal"):
+        create_local_user("warmlocal", "Warm local pw 1")
     hostile.keep_alive = 10
     try:
         connections, mark = hostile.connections, hostile.mark()
-        run, _ = typing(fsite, "lena", "Lena local pw 1", 300)
+        run, _ = typing(fsite, "warmlocal", "Warm local pw 1", 300)
         # The module ignores her (libpam turns a stack that only ignored into PAM_PERM_DENIED).
         assert any("PAM_IGNORE; local" in line for line in run.syslog), run
         time.sleep(0.2)

@@ -80,6 +80,7 @@ public final class CurlTransport: HTTPTransport {
     /// still connecting when the answer comes is given up (the sign-in connects by itself).
     public func warmUp(_ request: HTTPRequest, deadline: Deadline) {
         endWarmUp()
+        (warmUpConnections, warmUpReconnects) = (0, 0)
         guard request.method == .get, HTTPSURL.isValid(request.url), let multi = sharedMulti() else { return }
         let remaining = deadline.remainingMilliseconds
         guard remaining > 0, let easy = CurlSetup.handle() else { return }
