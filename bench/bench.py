@@ -243,12 +243,16 @@ code=$(printf '%s' "$password" | curl -s -o /dev/null -w '%{{http_code}}' --max-
         try:
             samples = self.timings(["unix", "diy", "cloudlogin", "curl", "typing-unix", "typing-diy", "typing-cloudlogin"], runs)
             self.install("cloudlogin")
-            opens = proxy.connections
-            for f in CACHE.iterdir():
-                f.unlink()
-            ok, cold_ms = self.sudo()
-            assert ok, cold_ms
-            cold_connections = proxy.connections - opens
+            cold_runs, cold_connections = [], []
+            for _ in range(5):
+                opens = proxy.connections
+                for f in CACHE.iterdir():
+                    f.unlink()
+                ok, cold_ms = self.sudo()
+                assert ok, cold_ms
+                cold_runs.append(cold_ms)
+                cold_connections.append(proxy.connections - opens)
+            cold_ms, cold_connections = median(cold_runs), max(cold_connections)
         finally:
             proxy.close()
             self.idp.stop()
@@ -394,7 +398,7 @@ def main() -> int:
     for key, label in (("unix", "pam_unix alone (no network)"), ("curl", "one bare curl password grant"),
                        ("diy", "pam_exec + curl grant (do-it-yourself)"), ("cloudlogin", "CloudLogin shipped stack")):
         out.append(f"| {label} | {rtt[key]:.1f} | {(rtt[key] - rtt_base[key]) / RTT_MS:.2f} |")
-    out.append(f"| CloudLogin, cold cache (one run; {rtt['cold_connections']} connection(s)) [target ≤ 5 RTT] | {rtt['cold']:.1f} | "
+    out.append(f"| CloudLogin, cold cache (median of 5; at most {rtt['cold_connections']} connection(s)) [target ≤ 5 RTT] | {rtt['cold']:.1f} | "
                f"{(rtt['cold'] - rtt_base['cloudlogin']) / RTT_MS:.2f} |")
     target = 3 * RTT_MS + 20
     out.append(f"| CloudLogin / do-it-yourself at {RTT_MS} ms RTT [target ≤ 1.1] | {rtt['cloudlogin'] / rtt['diy']:.2f}× | |")

@@ -477,6 +477,7 @@ http {{
         listen {self.bind_host}:{self.port} ssl;
         ssl_certificate {self.cert_file};
         ssl_certificate_key {self.key_file};
+        ssl_protocols TLSv1.2 TLSv1.3;
         location / {{
             proxy_pass http://127.0.0.1:{self._upstream_port};
             proxy_set_header Host 127.0.0.1:{self.port};
