@@ -99,14 +99,15 @@ def login(user: str, password: str, dialog: list[tuple[str, str]] = (), timeout:
     return shell, _ANSI.sub("", "".join(log).replace("\r\n", "\n")).replace("\r", "")
 
 
-def pam(user: str, password: str, code: str | None = None, service: str = "cl-okta") -> tuple[str, str]:
-    """Real libpam with pam_cloudlogin alone; `code` answers every echo-on prompt."""
+def pam(user: str, password: str, code: str | None = None, service: str = "cl-okta", *extra: str) -> tuple[str, str]:
+    """Real libpam with pam_cloudlogin alone; `code` answers every echo-on prompt; `extra`:
+    more pamdriver arguments."""
     env = dict(os.environ)
     if code is not None:
         env["PAMDRIVER_ECHO_ON_ANSWER"] = code
     # Only for this call: `cloudlogin check` in other tests reads every service in /etc/pam.d.
     with pam_service("cl-okta", f"auth required {MODULE} config={CONFIG}\n"):
-        proc = subprocess.run([str(DRIVER), "--confdir", "/etc/pam.d", "--service", service, "--user", user],
+        proc = subprocess.run([str(DRIVER), "--confdir", "/etc/pam.d", "--service", service, "--user", user, *extra],
                               input=(password + "\n").encode(), capture_output=True, env=env, timeout=120)
     results = [line.split()[3] for line in proc.stdout.decode().splitlines() if line.startswith("RESULT ")]
     return (results[-1] if results else "none"), proc.stderr.decode()
@@ -137,6 +138,20 @@ def test_password_only_creates_the_account(okta: OktaServer):
     entry = subprocess.run(["getent", "passwd", "olive"], capture_output=True, text=True).stdout
     assert ":Olive Okta:" in entry
     assert local_password_is("olive", "Olive pw 1")
+
+
+def test_typing_warms_the_connection_to_okta_before_the_password_is_sent(okta: OktaServer):
+    # The prompt answered after 300 ms, as a person types: meanwhile the module connected to the
+    # Okta domain with one cheap GET (the org's discovery document), and /api/v1/authn follows.
+    okta.add_user("tyra" + SUFFIX, "Tyra pw 1")
+    mark = okta.mark()
+    assert pam("tyra", "Tyra pw 1", None, "cl-okta", "--answer-delay-ms", "300")[0] == "PAM_SUCCESS"
+    seen = paths(okta, mark)
+    assert seen[:2] == ["/.well-known/openid-configuration", "/api/v1/authn"], seen
+    # Given at once (sudo -S, a script), nothing is sent early.
+    mark = okta.mark()
+    assert pam("tyra", "Tyra pw 1")[0] == "PAM_SUCCESS"
+    assert paths(okta, mark)[0] == "/api/v1/authn"
 
 
 def test_wrong_password(okta: OktaServer):
