@@ -119,6 +119,33 @@ static inline int CCurl_environment_is_untrusted(void) { return getauxval(AT_SEC
 // connect only are not allowed to get reused" (CURLOPT_CONNECT_ONLY(3)), so the connection is
 // opened by a real request.
 
+/// A transfer left running on the multi handle (a prefetch) while others are driven: its
+/// CURLOPT_PRIVATE points here, and whoever drives the multi handle when it ends records it.
+typedef struct CCurl_pending {
+    int done;
+    CURLcode result;
+} CCurl_pending;
+
+/// Reads the multi handle's messages: `easy`'s end into *done/*result, any other transfer's
+/// into its CCurl_pending (CURLOPT_PRIVATE), so no message is lost.
+static inline void CCurl_collect(CURLM *_Nonnull multi, CURL *_Nullable easy, int *_Nonnull done,
+                                 CURLcode *_Nonnull result) {
+    CURLMsg *msg;
+    int left = 0;
+    while ((msg = curl_multi_info_read(multi, &left)) != NULL) {
+        char *pending = NULL;
+        if (msg->msg != CURLMSG_DONE) continue;
+        if (easy != NULL && msg->easy_handle == easy) {
+            *result = msg->data.result;
+            *done = 1;
+        }
+        if (curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &pending) == CURLE_OK && pending != NULL) {
+            ((CCurl_pending *)(void *)pending)->done = 1;
+            ((CCurl_pending *)(void *)pending)->result = msg->data.result;
+        }
+    }
+}
+
 /// Runs `easy` on `multi` until it ends, and removes it again. Without `abort_check`, like
 /// curl_easy_perform. Returns the transfer's result.
 typedef int (*CCurl_abort_check)(void *_Nullable context, int *_Nonnull poll_fd, int *_Nonnull timeout_ms);
@@ -130,15 +157,9 @@ static inline CURLcode CCurl_multi_run_checked(CURLM *_Nonnull multi, CURL *_Non
     if (kept_socket != NULL) *kept_socket = CURL_SOCKET_BAD;
     if (curl_multi_add_handle(multi, easy) != CURLM_OK) return CURLE_FAILED_INIT;
     for (;;) {
-        int running = 0, left = 0, done = 0, poll_fd = -1, timeout_ms = 1000;
-        CURLMsg *msg;
+        int running = 0, done = 0, poll_fd = -1, timeout_ms = 1000;
         if (curl_multi_perform(multi, &running) != CURLM_OK) break;
-        while ((msg = curl_multi_info_read(multi, &left)) != NULL) {
-            if (msg->msg == CURLMSG_DONE && msg->easy_handle == easy) {
-                result = msg->data.result;
-                done = 1;
-            }
-        }
+        CCurl_collect(multi, easy, &done, &result);
         if (done) {
             // The connection, if libcurl keeps it for the next request (else CURL_SOCKET_BAD).
             if (kept_socket != NULL && result == CURLE_OK &&
@@ -166,6 +187,27 @@ static inline CURLcode CCurl_multi_run_checked(CURLM *_Nonnull multi, CURL *_Non
 /// One request on the sign-in's multi handle, as curl_easy_perform would run it.
 static inline CURLcode CCurl_multi_run(CURLM *_Nonnull multi, CURL *_Nonnull easy) {
     return CCurl_multi_run_checked(multi, easy, NULL, NULL, NULL);
+}
+
+/// Drives `multi` until the transfer of `easy` (added earlier, with `pending` as its
+/// CURLOPT_PRIVATE) has ended, removes it and returns its result.
+static inline CURLcode CCurl_multi_finish(CURLM *_Nonnull multi, CURL *_Nonnull easy, CCurl_pending *_Nonnull pending) {
+    while (!pending->done) {
+        int running = 0, unused = 0;
+        CURLcode ignored = CURLE_OK;
+        if (curl_multi_perform(multi, &running) != CURLM_OK) break;
+        CCurl_collect(multi, NULL, &unused, &ignored);
+        if (pending->done || running == 0) break;
+        if (curl_multi_poll(multi, NULL, 0, 1000, NULL) != CURLM_OK) break;
+    }
+    curl_multi_remove_handle(multi, easy);
+    return pending->done ? pending->result : CURLE_FAILED_INIT;
+}
+
+/// At most one connection to a host per sign-in: a second transfer (a prefetch beside the
+/// grant) shares it (HTTP/2) or waits for it (HTTP/1.1), and never opens another.
+static inline CURLMcode CCurl_multi_one_connection_per_host(CURLM *_Nonnull multi) {
+    return curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, 1L);
 }
 
 /// The state a warm-up thread shares with the thread that started it. Made by CCurl_warmup_new

@@ -60,6 +60,10 @@ public final class TracingTransport: HTTPTransport {
         return result
     }
 
+    public func prefetch(_ request: HTTPRequest, deadline: Deadline) {
+        inner.prefetch(request, deadline: deadline)
+    }
+
     public func warmUp(_ request: HTTPRequest, deadline: Deadline) {
         inner.warmUp(request, deadline: deadline)
         warming = "\(request.method.rawValue) \(TraceRedaction.url(request.url))"

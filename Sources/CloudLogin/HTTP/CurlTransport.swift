@@ -34,6 +34,8 @@ public final class CurlTransport: HTTPTransport {
     private var multi: UnsafeMutableRawPointer?
     /// The warm-up under way, if any.
     private var warming: WarmUp?
+    /// A GET started by `prefetch`, not yet taken by `send`.
+    private var prefetched: Prefetch?
     /// The first answer of the last warm-up's GET, which serves that GET once if the sign-in
     /// sends it (discovery on a cold cache).
     private var warmAnswer: (url: String, response: HTTPResponse)?
@@ -62,15 +64,87 @@ public final class CurlTransport: HTTPTransport {
     deinit {
         endWarmUp()
         warmAnswer?.response.body.wipe()
+        if let unused = prefetched, let multi {
+            // Never asked for: removed unfinished (its connection closes with the multi handle).
+            curl_multi_remove_handle(multi, unused.easy)
+            curl_easy_cleanup(unused.easy)
+            curl_slist_free_all(unused.headers)
+            unused.pending.deallocate()
+            unused.sink.takeUnretainedValue().body.wipe()
+            unused.sink.release()
+        }
         if let multi { curl_multi_cleanup(multi) }
     }
 
     /// The multi handle, made on first use (libcurl initialised first).
     private func sharedMulti() -> UnsafeMutableRawPointer? {
         if let multi { return multi }
-        guard CurlSetup.handle().map({ curl_easy_cleanup($0); return true }) == true else { return nil }
-        multi = curl_multi_init()
-        return multi
+        guard CurlSetup.handle().map({ curl_easy_cleanup($0); return true }) == true, let made = curl_multi_init() else { return nil }
+        _ = CCurl_multi_one_connection_per_host(made)
+        multi = made
+        return made
+    }
+
+    /// Starts a GET that a later `send` of the same URL will want (the JWKS on a cold cache,
+    /// beside the grant): it is added to the multi handle and moves only while this thread
+    /// drives it (no thread of its own), on the sign-in's one connection — at the same time as
+    /// the next request over HTTP/2, after it over HTTP/1.1. Its answer serves that `send`.
+    public func prefetch(_ request: HTTPRequest, deadline: Deadline) {
+        endWarmUp()
+        guard request.method == .get, prefetched == nil, HTTPSURL.isValid(request.url), let multi = sharedMulti() else { return }
+        let remaining = deadline.remainingMilliseconds
+        guard remaining > 0, let easy = CurlSetup.handle() else { return }
+        let sink = ResponseSink(limit: Self.maximumResponseBytes)
+        let sinkPointer = Unmanaged.passRetained(sink)
+        var headerList: UnsafeMutablePointer<curl_slist>?
+        for header in request.headers { headerList = curl_slist_append(headerList, header) }
+        let pending = UnsafeMutablePointer<CCurl_pending>.allocate(capacity: 1)
+        pending.initialize(to: CCurl_pending(done: 0, result: CURLE_OK))
+        var failed = !configure(easy, url: request.url, remaining: remaining, sink: sinkPointer, headers: headerList)
+        if CCurl_setopt_long(easy, CURLOPT_HTTPGET, 1) != CURLE_OK || CCurl_setopt_pointer(easy, CURLOPT_PRIVATE, pending) != CURLE_OK {
+            failed = true
+        }
+        guard !failed, curl_multi_add_handle(multi, easy) == CURLM_OK else {
+            curl_easy_cleanup(easy)
+            curl_slist_free_all(headerList)
+            sinkPointer.release()
+            pending.deallocate()
+            return
+        }
+        prefetched = Prefetch(url: request.url, easy: easy, headers: headerList, sink: sinkPointer, pending: pending)
+    }
+
+    /// The prefetch's answer (driving the multi handle until it has come), and its cleanup.
+    private func finishPrefetch(_ prefetch: Prefetch, multi: UnsafeMutableRawPointer) -> Result<HTTPResponse, TransportError> {
+        let result = CCurl_multi_finish(multi, prefetch.easy, prefetch.pending)
+        let status = CurlSetup.status(prefetch.easy)
+        let sink = prefetch.sink.takeUnretainedValue()
+        curl_easy_cleanup(prefetch.easy)
+        curl_slist_free_all(prefetch.headers)
+        prefetch.pending.deallocate()
+        defer { prefetch.sink.release() }
+        if sink.overflowed { return .failure(.tooLarge(limit: Self.maximumResponseBytes)) }
+        guard result == CURLE_OK else { return .failure(Self.classify(result)) }
+        return .success(HTTPResponse(status: status, body: sink.body, headers: sink.headers))
+    }
+
+    /// The options every request of the sign-in gets (`CurlSetup`), its answer into `sink`,
+    /// and `CURLOPT_PIPEWAIT`: a request started while the connection is still being set up
+    /// waits to share it (HTTP/2) rather than open another.
+    private func configure(_ easy: UnsafeMutableRawPointer, url: String, remaining: Int64, sink: Unmanaged<ResponseSink>,
+                           headers: UnsafeMutablePointer<curl_slist>?) -> Bool {
+        var failed = !CurlSetup.configure(easy, url: url, caFile: caFile, proxy: proxy,
+                                          connectTimeoutMilliseconds: Int(truncatingIfNeeded: min(connectTimeoutMilliseconds, remaining)),
+                                          timeoutMilliseconds: Int(truncatingIfNeeded: remaining),
+                                          userAgent: Self.userAgent)
+        func set(_ result: CURLcode) { if result != CURLE_OK { failed = true } }
+        set(CCurl_setopt_long(easy, CURLOPT_PIPEWAIT, 1))
+        set(CCurl_setopt_write_function(easy, responseSinkWrite))
+        set(CCurl_setopt_header_function(easy, responseSinkHeader))
+        set(CCurl_setopt_pointer(easy, CURLOPT_HEADERDATA, sink.toOpaque()))
+        set(CCurl_setopt_pointer(easy, CURLOPT_WRITEDATA, sink.toOpaque()))
+        set(CCurl_setopt_slist(easy, CURLOPT_HTTPHEADER, headers))
+        return !failed
     }
 
     /// A GET on the origin of the sign-in's first request, sent on a thread while the prompt is
@@ -88,17 +162,8 @@ public final class CurlTransport: HTTPTransport {
         let sinkPointer = Unmanaged.passRetained(sink)
         var headerList: UnsafeMutablePointer<curl_slist>?
         for header in request.headers { headerList = curl_slist_append(headerList, header) }
-        var failed = !CurlSetup.configure(easy, url: request.url, caFile: caFile, proxy: proxy,
-                                          connectTimeoutMilliseconds: Int(truncatingIfNeeded: min(connectTimeoutMilliseconds, remaining)),
-                                          timeoutMilliseconds: Int(truncatingIfNeeded: remaining),
-                                          userAgent: Self.userAgent)
-        func set(_ result: CURLcode) { if result != CURLE_OK { failed = true } }
-        set(CCurl_setopt_write_function(easy, responseSinkWrite))
-        set(CCurl_setopt_header_function(easy, responseSinkHeader))
-        set(CCurl_setopt_pointer(easy, CURLOPT_HEADERDATA, sinkPointer.toOpaque()))
-        set(CCurl_setopt_pointer(easy, CURLOPT_WRITEDATA, sinkPointer.toOpaque()))
-        set(CCurl_setopt_slist(easy, CURLOPT_HTTPHEADER, headerList))
-        set(CCurl_setopt_long(easy, CURLOPT_HTTPGET, 1))
+        let failed = !configure(easy, url: request.url, remaining: remaining, sink: sinkPointer, headers: headerList)
+            || CCurl_setopt_long(easy, CURLOPT_HTTPGET, 1) != CURLE_OK
         guard !failed, let state = CCurl_warmup_new(multi, easy, Self.warmUpHoldMilliseconds, Self.warmUpGraceMilliseconds,
                                                      Self.warmUpMaximumConnections),
               let thread = JoinedThread.start(CCurl_warmup_thread, context: state) else {
@@ -143,7 +208,12 @@ public final class CurlTransport: HTTPTransport {
             warmAnswer = nil
             return .success(kept.response)
         }
-        guard let multi = sharedMulti(), let curl = CurlSetup.handle() else { return .failure(.other("libcurl could not be initialised")) }
+        guard let multi = sharedMulti() else { return .failure(.other("libcurl could not be initialised")) }
+        if request.method == .get, let started = prefetched, started.url == request.url {
+            prefetched = nil
+            return finishPrefetch(started, multi: multi)
+        }
+        guard let curl = CurlSetup.handle() else { return .failure(.other("libcurl could not be initialised")) }
         defer { curl_easy_cleanup(curl) }
 
         let remaining = deadline.remainingMilliseconds
@@ -163,17 +233,8 @@ public final class CurlTransport: HTTPTransport {
             line.withCString { headerList = curl_slist_append(headerList, $0) }
         }
 
-        var failed = !CurlSetup.configure(curl, url: request.url, caFile: caFile, proxy: proxy,
-                                          connectTimeoutMilliseconds: Int(truncatingIfNeeded: min(connectTimeoutMilliseconds, remaining)),
-                                          timeoutMilliseconds: Int(truncatingIfNeeded: remaining),
-                                          userAgent: Self.userAgent)
-        func set(_ result: CURLcode) { if result != CURLE_OK { failed = true } }
-        set(CCurl_setopt_write_function(curl, responseSinkWrite))
-        set(CCurl_setopt_header_function(curl, responseSinkHeader))
-        set(CCurl_setopt_pointer(curl, CURLOPT_HEADERDATA, sinkPointer.toOpaque()))
-        set(CCurl_setopt_pointer(curl, CURLOPT_WRITEDATA, sinkPointer.toOpaque()))
-        set(CCurl_setopt_slist(curl, CURLOPT_HTTPHEADER, headerList))
-        if request.method == .get { set(CCurl_setopt_long(curl, CURLOPT_HTTPGET, 1)) }
+        var failed = !configure(curl, url: request.url, remaining: remaining, sink: sinkPointer, headers: headerList)
+        if request.method == .get, CCurl_setopt_long(curl, CURLOPT_HTTPGET, 1) != CURLE_OK { failed = true }
         guard !failed else { return .failure(.other("libcurl refused an option")) }
 
         // curl reads the body straight from our wiped buffer (POSTFIELDS does not copy), so
@@ -218,6 +279,16 @@ private struct WarmUp {
     let easy: UnsafeMutableRawPointer
     let headers: UnsafeMutablePointer<curl_slist>?
     let sink: Unmanaged<ResponseSink>
+}
+
+/// A GET started by `prefetch`: the multi handle runs it; `pending` (its CURLOPT_PRIVATE) says
+/// when it has ended.
+private struct Prefetch {
+    let url: String
+    let easy: UnsafeMutableRawPointer
+    let headers: UnsafeMutablePointer<curl_slist>?
+    let sink: Unmanaged<ResponseSink>
+    let pending: UnsafeMutablePointer<CCurl_pending>
 }
 
 /// Collects a response body into wiped storage, up to a limit.

@@ -84,9 +84,17 @@ public protocol HTTPTransport {
     /// The person answered the prompt, or it failed: ends the warm-up and waits for whatever it
     /// runs on (a thread, joined). Called on every path after the prompt; idempotent.
     func endWarmUp()
+
+    /// Starts `request` (a GET) that a later `send` of the same URL will want, so that it
+    /// travels beside the next request instead of after it. No thread: it moves while `send`
+    /// runs. A prefetch never asked for is dropped with the transport.
+    func prefetch(_ request: HTTPRequest, deadline: Deadline)
 }
 
 extension HTTPTransport {
+    /// The request goes out when it is sent.
+    public func prefetch(_ request: HTTPRequest, deadline: Deadline) {}
+
     /// Nothing to warm: the request goes out when it is sent.
     public func warmUp(_ request: HTTPRequest, deadline: Deadline) {}
     public func endWarmUp() {}

@@ -474,7 +474,7 @@ http {{
     keepalive_timeout 75s;
     keepalive_requests 1000;
     server {{
-        listen {self.bind_host}:{self.port} ssl;
+        listen {self.bind_host}:{self.port} ssl http2;
         ssl_certificate {self.cert_file};
         ssl_certificate_key {self.key_file};
         ssl_protocols TLSv1.2 TLSv1.3;
