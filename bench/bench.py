@@ -18,7 +18,7 @@ BENCHMARKS.md. Not part of `make test` or CI: speed is measured here only, as ra
   password prompt 300 ms after it was asked, as a person typing; timed from the answer to the
   PAM result (what the person waits for), at loopback and at 50 ms RTT.
 
-The IdP is LemonLDAP::NG behind nginx (TLS, HTTP/1.1 keep-alive), as Debian deploys it: plackup
+The IdP is LemonLDAP::NG behind nginx (TLS, HTTP/2, HTTP/1.1 keep-alive), as Debian deploys it: plackup
 alone closes every connection after one answer, and no client could reuse one.
 """
 from __future__ import annotations
@@ -427,7 +427,8 @@ do not edit by hand.
 - Command: `make bench` (`BENCH_RUNS={RUNS}`), {time.strftime('%Y-%m-%d %H:%M %Z')}
 - Machine: {machine()}
 - IdP: LemonLDAP::NG (Debian lemonldap-ng, plackup HTTP::Server::PSGI, one process) behind
-  nginx (TLS, HTTP/1.1 keep-alive 75 s, as Debian deploys it) on 127.0.0.1 in a private network
+  nginx (TLS 1.2/1.3, HTTP/2 and HTTP/1.1 keep-alive 75 s, as Debian deploys it; curl and
+  CloudLogin both negotiate HTTP/2) on 127.0.0.1 in a private network
   namespace; TCP connections are those nginx served a request on (its log's
   `$connection_requests`).
 - typing: pamdriver (real libpam, as root) with the same /etc/pam.d/sudo, its conversation

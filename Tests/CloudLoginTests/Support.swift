@@ -81,6 +81,11 @@ final class ScriptedTransport: HTTPTransport {
 
     func endWarmUp() { endedWarmUps += 1 }
 
+    /// The URLs prefetched (`HTTPTransport.prefetch`); the later send is answered as usual.
+    private(set) var prefetches: [String] = []
+
+    func prefetch(_ request: HTTPRequest, deadline: Deadline) { prefetches.append(request.url) }
+
     func send(_ request: HTTPRequest, deadline: Deadline) -> Result<HTTPResponse, TransportError> {
         let body = request.body.map { $0.withBytes { String(decoding: $0, as: UTF8.self) } } ?? ""
         let authorization = request.authorization.map { $0.withBytes { String(decoding: $0, as: UTF8.self) } }

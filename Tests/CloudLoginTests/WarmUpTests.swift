@@ -109,4 +109,35 @@ import Testing
         _ = Self.flow(fixtureTransport(idToken: nil), accounts: quiet).authenticate(typedName: "alice", password: password(""))
         #expect(quiet.passwordChecks.isEmpty)
     }
+
+    @Test func aColdCachePrefetchesTheKeySetBesideTheGrantAndASteadyOneDoesNot() {
+        let transport = fixtureTransport(idToken: Self.fixtures.token("valid_rs256"))
+        let cache = MemoryCache()
+        _ = Self.flow(transport, cache: cache).authenticate(typedName: "alice", password: password("pw"))
+        #expect(transport.prefetches == [fixtureJWKSURL])
+        let order = transport.requests.map(\.url)
+        #expect(order == [fixtureDiscoveryURL, fixtureTokenURL, fixtureJWKSURL])
+
+        let steady = ScriptedTransport()
+        steady.answers = transport.answers
+        _ = Self.flow(steady, cache: cache).authenticate(typedName: "alice", password: password("pw"))
+        #expect(steady.prefetches.isEmpty)
+    }
+
+    @Test func aClientWithoutIDTokensDoesNotPrefetchKeysInSteadyState() {
+        // Discovery cached, no key set ever cached (userinfo only): nothing to prefetch.
+        let transport = fixtureTransport(idToken: nil)
+        transport.on(fixtureUserinfoURL, 200, #"{"sub":"alice","preferred_username":"alice"}"#)
+        let cache = MemoryCache()
+        let directory = ProviderDirectory(settings: OIDCSettings(passwordGrant: fixtureConfig()), transport: transport, cache: cache,
+                                          clock: FixedClock(Self.fixtures.now), log: RecordingLog())
+        _ = directory.discovery(deadline: Deadline(clock: FixedClock(Self.fixtures.now), seconds: 10))
+        let later = ScriptedTransport()
+        later.answers = transport.answers
+        let again = ProviderDirectory(settings: OIDCSettings(passwordGrant: fixtureConfig()), transport: later, cache: cache,
+                                      clock: FixedClock(Self.fixtures.now), log: RecordingLog())
+        _ = again.tokenEndpoint(deadline: Deadline(clock: FixedClock(Self.fixtures.now), seconds: 10))
+        #expect(later.prefetches.isEmpty)
+        #expect(later.requests.isEmpty)
+    }
 }

@@ -149,7 +149,7 @@ class LemonLDAP:
         # The address plackup listens on. The issuer stays https://127.0.0.1:PORT; the benchmark
         # listens on 127.0.0.2 and puts a delaying proxy on 127.0.0.1:PORT (make bench).
         self.bind_host = "127.0.0.1"
-        # "nginx": TLS and HTTP/1.1 keep-alive by nginx on bind_host:PORT, which hands each
+        # "nginx": TLS, HTTP/2 and HTTP/1.1 keep-alive by nginx on bind_host:PORT, which hands each
         # request to plackup over plain HTTP on 127.0.0.1 (how Debian deploys LemonLDAP::NG).
         # plackup's HTTP::Server::PSGI answers HTTP/1.0 and closes every connection after one
         # answer, so without a front no client can reuse a connection (make bench uses it).
