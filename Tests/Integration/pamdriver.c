@@ -5,14 +5,17 @@
  *
  * Usage:  pamdriver --confdir DIR --service NAME [--user USER]
  *                   [--phase auth|acct|setcred|chauthtok|all] [--cycles N] [--silent] [--rss]
- *                   [--hold | --hold-unwiped]
+ *                   [--hold | --hold-unwiped] [--echo-on-stdin]
  *
  * The password is the first line of stdin (newline stripped; an empty line is
  * the empty password), read once at startup and reused for every cycle. If
  * stdin is at EOF before any byte, there is no password and a
  * PAM_PROMPT_ECHO_OFF makes the conversation fail with PAM_CONV_ERR.
  * PAM_PROMPT_ECHO_ON is answered with $PAMDRIVER_ECHO_ON_ANSWER (unset: the
- * conversation fails). PAM_ERROR_MSG / PAM_TEXT_INFO go to stderr as
+ * conversation fails). With --echo-on-stdin each PAM_PROMPT_ECHO_ON is answered
+ * instead with the next line of stdin after the password, read only once the
+ * prompt has been logged, so a test can answer it from a script after reading
+ * it (EOF before any byte: the conversation fails, as Ctrl-D at a terminal). PAM_ERROR_MSG / PAM_TEXT_INFO go to stderr as
  * "MSG error: <text>" / "MSG info: <text>"; prompts are logged to stderr as
  * "PROMPT echo_off: <text>" / "PROMPT echo_on: <text>".
  *
@@ -50,6 +53,8 @@
 
 static char *g_password;      /* NULL: stdin was at EOF */
 static size_t g_password_cap; /* bytes allocated for g_password */
+static int g_echo_on_stdin;   /* --echo-on-stdin */
+static char g_echo_on_line[4096];
 
 static void wipe_password(void)
 {
@@ -113,6 +118,29 @@ static int read_password(void)
     g_password = buf;
     g_password_cap = cap;
     return 0;
+}
+
+/* One line of stdin, byte by byte (nothing read beyond the newline), into
+ * g_echo_on_line without the newline. Returns NULL at EOF before any byte. */
+static const char *read_echo_on_line(void)
+{
+    size_t len = 0;
+    int got_any = 0;
+    for (;;) {
+        char c;
+        ssize_t n = read(STDIN_FILENO, &c, 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got_any = 1;
+        if (c == '\n')
+            break;
+        if (len + 1 < sizeof g_echo_on_line)
+            g_echo_on_line[len++] = c;
+    }
+    g_echo_on_line[len] = '\0';
+    return got_any ? g_echo_on_line : NULL;
 }
 
 static const char *pam_code_name(int code)
@@ -197,7 +225,7 @@ static int conversation(int num_msg, const struct pam_message **msg,
             break;
         case PAM_PROMPT_ECHO_ON:
             fprintf(stderr, "PROMPT echo_on: %s\n", text);
-            answer = getenv("PAMDRIVER_ECHO_ON_ANSWER");
+            answer = g_echo_on_stdin ? read_echo_on_line() : getenv("PAMDRIVER_ECHO_ON_ANSWER");
             if (answer == NULL)
                 goto fail;
             break;
@@ -248,6 +276,7 @@ static void usage(FILE *to)
 {
     fputs("usage: pamdriver --confdir DIR --service NAME [--user USER]\n"
           "                 [--phase auth|acct|setcred|chauthtok|all] [--cycles N] [--silent] [--rss] [--hold]\n"
+          "                 [--echo-on-stdin]\n"
           "password: first line of stdin\n",
           to);
 }
@@ -274,6 +303,8 @@ int main(int argc, char **argv)
             silent = 1;
         } else if (strcmp(a, "--rss") == 0) {
             rss = 1;
+        } else if (strcmp(a, "--echo-on-stdin") == 0) {
+            g_echo_on_stdin = 1;
         } else if (strcmp(a, "--hold") == 0) {
             hold = 1;
         } else if (strcmp(a, "--hold-unwiped") == 0) {

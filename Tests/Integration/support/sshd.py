@@ -223,6 +223,27 @@ def _clean(text: str) -> str:
     return _ANSI.sub("", text.replace("\r\n", "\n")).replace("\r", "")
 
 
+def ssh_argv(port: int, user: str, command: str | None = "id -un", tty: bool = False, prompts: int = 1,
+             extra_options: tuple[str, ...] = (), known_hosts: pathlib.Path | None = None) -> list[str]:
+    """The arguments of `ssh` (after the program name) that ssh_kbdint runs: keyboard-interactive
+    only, PROMPTS answers at most, a remote terminal with TTY or without COMMAND."""
+    return ["-F", "/dev/null",
+            "-o", "PreferredAuthentications=keyboard-interactive",
+            # The server's key is known (no "Permanently added" warning) or, without KNOWN_HOSTS,
+            # accepted blindly. The client's LogLevel stays INFO: ssh shows the instruction text
+            # of a keyboard-interactive request (where sshd puts PAM's messages) with logit(),
+            # which LogLevel=ERROR would hide.
+            *(["-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={known_hosts}"] if known_hosts else
+              ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"]),
+            "-o", "GlobalKnownHostsFile=/dev/null", "-o", "LogLevel=INFO",
+            "-o", f"NumberOfPasswordPrompts={max(1, prompts)}",
+            "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3",
+            "-o", "BatchMode=no", "-o", "IdentitiesOnly=yes", "-o", "IdentityFile=/dev/null",
+            *extra_options,
+            "-tt" if (tty or command is None) else "-T",
+            "-p", str(port), f"{user}@127.0.0.1", *([] if command is None else [command])]
+
+
 def ssh_kbdint(port: int, user: str, passwords: list[str] | str, command: str | None = "id -un", tty: bool = False,
                timeout: float = 40, prompt: str = r"[Pp]assword: ?\Z", extra_options: tuple[str, ...] = (),
                shell_line: str = "id -un", known_hosts: pathlib.Path | None = None) -> SshResult:
@@ -234,21 +255,8 @@ def ssh_kbdint(port: int, user: str, passwords: list[str] | str, command: str | 
     interactive `ssh host`; once its prompt ("$ " or "# ") shows, SHELL_LINE is typed, then
     `exit`. Everything the user saw is in the transcript."""
     answers = [passwords] if isinstance(passwords, str) else list(passwords)
-    argv = ["-F", "/dev/null",
-            "-o", "PreferredAuthentications=keyboard-interactive",
-            # The server's key is known (no "Permanently added" warning) or, without KNOWN_HOSTS,
-            # accepted blindly. The client's LogLevel stays INFO: ssh shows the instruction text
-            # of a keyboard-interactive request (where sshd puts PAM's messages) with logit(),
-            # which LogLevel=ERROR would hide.
-            *(["-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={known_hosts}"] if known_hosts else
-              ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"]),
-            "-o", "GlobalKnownHostsFile=/dev/null", "-o", "LogLevel=INFO",
-            "-o", f"NumberOfPasswordPrompts={max(1, len(answers))}",
-            "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3",
-            "-o", "BatchMode=no", "-o", "IdentitiesOnly=yes", "-o", "IdentityFile=/dev/null",
-            *extra_options,
-            "-tt" if (tty or command is None) else "-T",
-            "-p", str(port), f"{user}@127.0.0.1", *([] if command is None else [command])]
+    argv = ssh_argv(port, user, command, tty=tty, prompts=len(answers), extra_options=extra_options,
+                    known_hosts=known_hosts)
     deadline = time.monotonic() + timeout
     left = lambda: max(0.1, deadline - time.monotonic())  # noqa: E731
     child = pexpect.spawn(SSH, argv, env={"TERM": "dumb", "HOME": "/nonexistent", **ENV}, encoding="utf-8",
