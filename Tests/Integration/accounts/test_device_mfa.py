@@ -577,6 +577,10 @@ def test_login_trace_shows_the_device_flow_and_no_secret(gw: DeviceCloud):
     polls = [line for line in lines if "POST " + gw.idp.token_endpoint in line and "device_code" in line]
     assert len(polls) >= 2, output
     assert all("HTTP 400" in line for line in polls[:-1]) and "HTTP 200" in polls[-1], polls
+    # RFC 8628: at most one poll per `interval` (Glewlwyd answers an early one slow_down, and
+    # one that keeps polling early never gets through).
+    assert len(polls) <= cli.elapsed / INTERVAL + 2, f"{len(polls)} polls in {cli.elapsed:.1f} s:\n{output}"
+    assert "slow_down" not in output, output
     # No secret: no JWT (access and ID tokens are JWTs), no string that hashes to a device code
     # or a token Glewlwyd stored, not the password.
     assert "Tess cloud pw 1" not in output
