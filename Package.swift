@@ -32,6 +32,12 @@ let package = Package(
             providers: [.apt(["libcrypt-dev"])]
         ),
         .systemLibrary(name: "CSpawn", path: "Sources/CSpawn"),
+        .systemLibrary(
+            name: "CQRencode",
+            path: "Sources/CQRencode",
+            pkgConfig: "libqrencode",
+            providers: [.apt(["libqrencode-dev"])]
+        ),
         .target(
             name: "CShim",
             path: "CShim",
@@ -40,7 +46,7 @@ let package = Package(
         ),
         .target(
             name: "CloudLogin",
-            dependencies: ["CCurl", "COpenSSL", "CCrypt", "CSpawn"],
+            dependencies: ["CCurl", "COpenSSL", "CCrypt", "CSpawn", "CQRencode"],
             path: "Sources/CloudLogin"
         ),
         .target(

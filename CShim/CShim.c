@@ -39,6 +39,16 @@ int CShim_get_user(pam_handle_t *pamh, const char **user) {
     return pam_get_user(pamh, user, NULL);
 }
 
+int CShim_get_string_item(pam_handle_t *pamh, int type, const char **value) {
+    const void *item = NULL;
+    int status;
+    *value = NULL;
+    if (type != PAM_SERVICE && type != PAM_TTY && type != PAM_RHOST && type != PAM_RUSER) return PAM_BAD_ITEM;
+    status = pam_get_item(pamh, type, &item);
+    if (status == PAM_SUCCESS) *value = item;
+    return status;
+}
+
 int CShim_get_password(pam_handle_t *pamh, const char **password) {
     *password = NULL;
     return pam_get_authtok(pamh, PAM_AUTHTOK, password, NULL);

@@ -40,6 +40,10 @@ int CShim_prompt(pam_handle_t *_Nonnull pamh, int style, char *_Nullable *_Nonnu
 /// Reads the module's PAM_USER (pam_get_user with PAM's default prompt).
 int CShim_get_user(pam_handle_t *_Nonnull pamh, const char *_Nullable *_Nonnull user);
 
+/// A string item of the handle (PAM_SERVICE, PAM_TTY, …) through pam_get_item. The string
+/// belongs to PAM: copy it, do not free it.
+int CShim_get_string_item(pam_handle_t *_Nonnull pamh, int type, const char *_Nullable *_Nonnull value);
+
 /// pam_get_authtok for PAM_AUTHTOK; honours try_first_pass/use_first_pass in the module
 /// arguments. The token belongs to PAM: copy it, do not free it.
 int CShim_get_password(pam_handle_t *_Nonnull pamh, const char *_Nullable *_Nonnull password);

@@ -33,7 +33,9 @@ public struct IdPCheck {
     public func run(into report: inout CheckReport) -> Bool {
         let deadline = Deadline(clock: SystemClock(), seconds: config.timeout)
         var grantsListed: [String]?
-        if config.tokenEndpoint == nil || config.jwksURI == nil || config.userinfoEndpoint == nil {
+        var deviceEndpoint = config.deviceAuthorizationEndpoint
+        if config.tokenEndpoint == nil || config.jwksURI == nil || config.userinfoEndpoint == nil
+            || (config.usesDeviceAuthorization && deviceEndpoint == nil) {
             switch directory.discovery(deadline: deadline, refresh: true) {
             case .failure(let problem):
                 let advice = advice(for: problem)
@@ -45,7 +47,11 @@ public struct IdPCheck {
                 report.detail("userinfo endpoint: \(metadata.userinfoEndpoint ?? "(none)")")
                 report.detail("jwks: \(metadata.jwksURI ?? "(none)")")
                 grantsListed = metadata.grantTypesSupported
+                if deviceEndpoint == nil { deviceEndpoint = metadata.deviceAuthorizationEndpoint }
             }
+        }
+        if config.usesDeviceAuthorization {
+            checkDeviceGrant(endpoint: deviceEndpoint, grantsListed: grantsListed, into: &report)
         }
         if let override = config.tokenEndpoint { report.detail("token endpoint (from config): \(override)") }
         checkClock(into: &report)
@@ -64,7 +70,9 @@ public struct IdPCheck {
         }
         report.detail("client: \(config.clientID), authentication \(config.clientAuthentication.rawValue), scopes \(config.scopes.joined(separator: " "))")
 
-        if let testUser {
+        if !config.passwordGrant {
+            report.add("idp.grant", .ok, .none, "grant: password_grant = no; the password grant is not used", fix: nil)
+        } else if let testUser {
             checkGrant(user: testUser, into: &report)
         } else {
             if let grants = grantsListed, !grants.contains("password") {
@@ -75,6 +83,31 @@ public struct IdPCheck {
             report.add("idp.grant", .ok, .none, "grant: not tried; give --test-user USER (password on standard input) to try a real sign-in", fix: nil)
         }
         return true
+    }
+
+    // MARK: - Device authorization
+
+    /// `mfa` and `password_grant = no` need the IdP's device authorization endpoint.
+    func checkDeviceGrant(endpoint: String?, grantsListed: [String]?, into report: inout CheckReport) {
+        let mode = config.passwordGrant ? "mfa = \(config.mfa.rawValue)" : "password_grant = no"
+        guard let endpoint else {
+            report.add("idp.device", .error, .idp,
+                       "device authorization: \(mode) needs the IdP's device authorization endpoint, and discovery lists none",
+                       fix: "turn the device authorization grant on for client \(config.clientID) at the IdP, or set device_authorization_endpoint")
+            return
+        }
+        report.detail("device authorization endpoint: \(endpoint)")
+        if let grants = grantsListed, !grants.contains(DeviceAuthorization.grantType) {
+            report.add("idp.device-not-listed", .warning, .none,
+                       "device authorization: the IdP's grant_types_supported does not list \(DeviceAuthorization.grantType)",
+                       fix: "allow the device authorization grant for client \(config.clientID) at the IdP")
+        } else {
+            report.add("idp.device", .ok, .none, "device authorization: \(mode); approvals at \(endpoint), up to \(config.deviceTimeout) s", fix: nil)
+        }
+        if !config.passwordGrant {
+            report.add("offline.device-only", .ok, .none,
+                       "offline: password_grant = no signs in by device authorization only; local passwords are locked, so there is no offline sign-in", fix: nil)
+        }
     }
 
     // MARK: - Clock
@@ -136,6 +169,9 @@ public struct IdPCheck {
             report.add("idp.grant-user", .warning, .none,
                        "grant: the password grant is allowed for client \(config.clientID), but the IdP refused \(login) (\(reason.rawValue))",
                        fix: "check the test user's name (username_suffix = '\(config.usernameSuffix)') and password at the IdP")
+        case .mfaRequired(true) where config.mfa != .off:
+            report.add("idp.grant-mfa", .ok, .none,
+                       "grant: the IdP verified the password of \(login) and requires MFA: with mfa = \(config.mfa.rawValue), the user approves by device authorization", fix: nil)
         case .mfaRequired(let verified):
             report.add("idp.grant-mfa", .warning, .none,
                        "grant: the IdP requires MFA for \(login)\(verified ? " after a correct password" : ""): with ropg_mfa_required = \(config.ropgMFARequired.rawValue) this user \(verified && config.ropgMFARequired == .passwordVerified ? "signs in only to an existing managed account" : "cannot sign in")",

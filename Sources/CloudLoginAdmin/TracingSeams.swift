@@ -163,6 +163,10 @@ public final class TracingAccounts: LocalAccountStore {
         change("set the local password of \(name) to the cloud password (chpasswd, on stdin)") { inner.setPassword(name: name, password: password) }
     }
 
+    public func lockPassword(name: String) -> Result<Void, AccountError> {
+        change("lock the local password of \(name): sign-in is by device authorization only (usermod --lock)") { inner.lockPassword(name: name) }
+    }
+
     public func groupExists(_ group: String) -> Bool { inner.groupExists(group) }
     public func groupID(of group: String) -> UInt32? { inner.groupID(of: group) }
     public func isMember(_ name: String, of group: String) -> Bool { joined.contains("\(name):\(group)") || inner.isMember(name, of: group) }

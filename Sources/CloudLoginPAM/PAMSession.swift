@@ -80,7 +80,19 @@ extension PAMSession: Conversation {
         return SecretBytes(cString: response)
     }
 
-    func tell(_ text: String) {
-        _ = CShim_message(handle, PAM_TEXT_INFO, text)
+    func tell(_ text: String) -> Bool {
+        CShim_message(handle, PAM_TEXT_INFO, text) == PAM_SUCCESS
+    }
+
+    /// sshd holds PAM messages until its next prompt (OpenSSH bug 2876; docs/facts.md): known
+    /// by the service name, or by the PAM_TTY "ssh" sshd sets before authentication.
+    var showsMessagesAtOnce: Bool {
+        !(item(PAM_SERVICE) == "sshd" || item(PAM_TTY) == "ssh")
+    }
+
+    private func item(_ type: Int32) -> String? {
+        var pointer: UnsafePointer<CChar>?
+        guard CShim_get_string_item(handle, type, &pointer) == PAM_SUCCESS, let pointer else { return nil }
+        return String(validatingCString: pointer)
     }
 }

@@ -174,7 +174,7 @@ struct TerminalHost: SignInHost {
     func rememberSignIn(_ accepted: Bool) {}
     func signedInHere() -> Bool { false }
     func ask(_ prompt: String, secret: Bool) -> SecretBytes? { conversation.ask(prompt, secret: secret) }
-    func tell(_ text: String) { conversation.tell(text) }
+    func tell(_ text: String) -> Bool { conversation.tell(text) }
 }
 
 /// The CLI's side of an MFA dialogue: questions on the terminal (or, with --password-stdin,
@@ -192,7 +192,8 @@ struct TerminalConversation: Conversation {
         return answer
     }
 
-    func tell(_ text: String) {
+    func tell(_ text: String) -> Bool {
         printError(text)
+        return true
     }
 }

@@ -70,6 +70,19 @@ import Testing
         #expect(config.oktaFactor == .push && config.oktaPushTimeout == 30)
     }
 
+    @Test func theMFAKeysAreRead() throws {
+        let base = "[idp]\nprovider = oidc\nissuer = https://idp.test\nclient_id = x\n"
+        let defaults = try Self.parse(base).get()
+        #expect(defaults.mfa == .off && defaults.passwordGrant && defaults.deviceTimeout == 120 && defaults.qrCode)
+        #expect(!defaults.usesDeviceAuthorization)
+        let set = try Self.parse(base + "mfa = when-required\ndevice_timeout = 300\nqr_code = no\ndevice_authorization_endpoint = https://idp.test/device\n").get()
+        #expect(set.mfa == .whenRequired && set.deviceTimeout == 300 && !set.qrCode)
+        #expect(set.deviceAuthorizationEndpoint == "https://idp.test/device" && set.usesDeviceAuthorization)
+        // Device only means MFA by device authorization every time.
+        let deviceOnly = try Self.parse(base + "password_grant = no\n").get()
+        #expect(!deviceOnly.passwordGrant && deviceOnly.mfa == .always)
+    }
+
     @Test func secretFileMeansBasicAuthentication() throws {
         let config = try Self.parse("[idp]\nprovider = oidc\nissuer = https://idp.test\nclient_id = x\nclient_secret_file = /etc/cloudlogin/secret\n").get()
         #expect(config.clientAuthentication == .basic)
@@ -109,6 +122,12 @@ import Testing
         ("[users]\ngroup_map = devs\n", 2, "users.group_map", "must be idp-group:local-group"),
         ("[offline]\nmax_days = forever\n", 2, "offline.max_days", "whole number of days"),
         ("[okta]\nfactor = email\n", 2, "okta.factor", "not one of: ask, push, totp, sms"),
+        ("[idp]\nprovider = oidc\nissuer = https://idp.test\nclient_id = x\nmfa = sometimes\n", 5, "idp.mfa", "not one of: off, when-required, always"),
+        ("[idp]\nprovider = oidc\nissuer = https://idp.test\nclient_id = x\ndevice_timeout = 5\n", 5, "idp.device_timeout", "from 30 to 900"),
+        ("[idp]\nprovider = oidc\nissuer = https://idp.test\nclient_id = x\npassword_grant = no\nmfa = off\n", 6, "idp.mfa", "password_grant = no signs in by device authorization only"),
+        ("[idp]\nprovider = oidc\nissuer = https://idp.test\nclient_id = x\nmfa = always\nropg_mfa_required = password-verified\n", 6, "idp.ropg_mfa_required", "keep one of them"),
+        ("[idp]\nprovider = okta\nokta_domain = https://x.okta.com\nmfa = always\n", 4, "idp.mfa", "is for provider = oidc"),
+        ("[idp]\nprovider = oidc\nissuer = https://idp.test\nclient_id = x\ndevice_authorization_endpoint = http://idp.test/device\n", 5, "idp.device_authorization_endpoint", "must be an https:// URL"),
         ("provider = oidc\n", 1, "provider", "outside any section"),
         ("[idp\n", 1, nil, "malformed section header"),
         ("[idp]\njust words\n", 2, nil, "expected 'key = value'"),

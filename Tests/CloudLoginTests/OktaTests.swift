@@ -133,7 +133,7 @@ import Testing
             clock.sleep(milliseconds: 60_000)
             return inner.ask(prompt, secret: secret)
         }
-        func tell(_ text: String) { inner.tell(text) }
+        func tell(_ text: String) -> Bool { inner.tell(text) }
     }
 
     /// One deadline for all of Okta's steps: each request gets what is left of `timeout`, and

@@ -6,7 +6,13 @@ final class ScriptedConversation: Conversation {
     private(set) var answers: [String]
     private(set) var transcript: [String] = []
 
-    init(answers: [String]) { self.answers = answers }
+    /// False plays sshd, which holds messages until its next prompt.
+    var showsMessagesAtOnce = true
+
+    init(answers: [String], showsMessagesAtOnce: Bool = true) {
+        self.answers = answers
+        self.showsMessagesAtOnce = showsMessagesAtOnce
+    }
 
     func ask(_ prompt: String, secret: Bool) -> SecretBytes? {
         transcript.append("? \(prompt)")
@@ -14,5 +20,8 @@ final class ScriptedConversation: Conversation {
         return SecretBytes(answers.removeFirst().utf8)
     }
 
-    func tell(_ text: String) { transcript.append(text) }
+    func tell(_ text: String) -> Bool {
+        transcript.append(text)
+        return true
+    }
 }

@@ -149,6 +149,12 @@ final class AccountTable: LocalAccountStore {
         return .success(())
     }
 
+    func lockPassword(name: String) -> Result<Void, AccountError> {
+        passwords[name] = nil
+        changes.append("usermod --lock \(name)")
+        return .success(())
+    }
+
     func groupExists(_ group: String) -> Bool { groups[group] != nil }
     func isMember(_ name: String, of group: String) -> Bool { groups[group]?.contains(name) == true }
 

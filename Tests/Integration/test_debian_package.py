@@ -127,6 +127,7 @@ def test_the_package_holds_what_an_admin_needs(deb: pathlib.Path):
     assert all(" root/root " in line for line in listing.splitlines()), "every file must be root-owned"
     fields = sh("dpkg-deb", "-f", str(deb), "Package", "Depends").stdout
     assert "Package: cloudlogin" in fields and "libcurl4" in fields and "libpam-runtime" in fields
+    assert "libqrencode4" in fields  # the module NEEDs libqrencode.so.4 (Support/QRCode.swift)
     assert sh("dpkg-deb", "-f", str(deb), "Architecture").stdout.strip() == sh("dpkg", "--print-architecture").stdout.strip()
 
 

@@ -55,7 +55,10 @@ public struct AccountSync {
     /// mark is set, and every group is recorded before it is granted, so a sync that stops
     /// half-way (a tool fails, the disk is full, the time is up) never leaves an account or a
     /// group CloudLogin does not know it made. The last online success is written last.
-    public func sync(identity: Identity, typedName: String, password: SecretBytes) -> Result {
+    ///
+    /// `password` is the one the IdP verified, which becomes the local password; nil for
+    /// device-only sign-in, where the local password is locked instead.
+    public func sync(identity: Identity, typedName: String, password: SecretBytes?) -> Result {
         guard let localName = Self.localName(for: identity, claim: config.nameClaim, usernameSuffix: config.usernameSuffix) else {
             log.error("the IdP's \(config.nameClaim) claim is missing, not a valid local user name, or not in the username_suffix domain; refusing")
             return .refused(.unmappableName)
@@ -150,10 +153,17 @@ public struct AccountSync {
                 }
             }
 
-            // 3. The password.
-            if accounts.passwordMatches(name: localName, password: password) != true {
-                if case .failure(let error) = accounts.setPassword(name: localName, password: password) { return .failure(error) }
-                log.info("local password of \(localName) synced with the IdP")
+            // 3. The password: the verified one, or none (locked) for device-only sign-in.
+            if let password {
+                if accounts.passwordMatches(name: localName, password: password) != true {
+                    if case .failure(let error) = accounts.setPassword(name: localName, password: password) { return .failure(error) }
+                    log.info("local password of \(localName) synced with the IdP")
+                }
+            } else if accounts.passwordMatches(name: localName, password: SecretBytes()) != nil {
+                // A usable hash (set when the password grant was on): locked, so that nothing
+                // signs in with it behind the device step.
+                if case .failure(let error) = accounts.lockPassword(name: localName) { return .failure(error) }
+                log.info("local password of \(localName) locked: sign-in is by device authorization only")
             }
 
             // 4. The groups, each recorded before it is granted.
@@ -304,4 +314,5 @@ public enum AccountRefusal: String, Equatable, Sendable, CaseIterable {
     case subjectMismatch = "the local account belongs to another cloud identity"
     case notInAllowedGroups = "not in allow_groups"
     case noAccount = "no local account, and create = no (or not running as root)"
+    case approvedByAnotherUser = "the sign-in was approved by another cloud identity than the one typed"
 }

@@ -31,6 +31,8 @@ public protocol LocalAccountStore: LocalAccountDirectory {
     func passwordMatches(name: String, password: SecretBytes) -> Bool?
     /// Sets the local password (the tool gets it on stdin).
     func setPassword(name: String, password: SecretBytes) -> Result<Void, AccountError>
+    /// Locks the local password (`usermod --lock`), so that no password signs in to it.
+    func lockPassword(name: String) -> Result<Void, AccountError>
     func groupExists(_ group: String) -> Bool
     func addMember(_ name: String, to group: String) -> Result<Void, AccountError>
     func removeMember(_ name: String, from group: String) -> Result<Void, AccountError>

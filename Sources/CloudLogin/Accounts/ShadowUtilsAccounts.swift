@@ -62,6 +62,10 @@ public struct ShadowUtilsAccounts: LocalAccountStore {
         return ToolRunner.check("/usr/sbin/chpasswd", ["--crypt-method", Self.encryptMethod()], input: line, timeLimit: timeLimit)
     }
 
+    public func lockPassword(name: String) -> Result<Void, AccountError> {
+        ToolRunner.check("/usr/sbin/usermod", ["--lock", "--", name], timeLimit: timeLimit)
+    }
+
     public func groupExists(_ group: String) -> Bool {
         system.groupID(of: group) != nil
     }

@@ -27,6 +27,17 @@ public struct Config: Sendable {
         case passwordVerified = "password-verified"
     }
 
+    /// When the device authorization step (RFC 8628) completes MFA after the password grant
+    /// (docs/design.md, "MFA by device authorization").
+    public enum MFAMode: String, Sendable, CaseIterable {
+        /// Never: an "MFA required" answer is decided by `ropg_mfa_required`.
+        case off
+        /// When the password grant answers a documented "password right, MFA required".
+        case whenRequired = "when-required"
+        /// After every accepted password (for IdPs that do not demand MFA on the password grant).
+        case always
+    }
+
     public enum OktaFactor: String, Sendable, CaseIterable {
         case ask, push, totp, sms
     }
@@ -51,6 +62,17 @@ public struct Config: Sendable {
     public var timeout: Int = 10
     public var connectTimeout: Int = 3
     public var ropgMFARequired: MFARequiredPolicy = .deny
+    /// `mfa`: when the device authorization step runs after the password.
+    public var mfa: MFAMode = .off
+    /// `password_grant`: false for device-only sign-in (no password asked or sent; the local
+    /// password is locked, so there is no offline sign-in).
+    public var passwordGrant: Bool = true
+    /// `device_timeout`: seconds the person has to complete the device step.
+    public var deviceTimeout: Int = 120
+    /// `qr_code`: whether the device step shows a QR code beside the URL and code.
+    public var qrCode: Bool = true
+    /// The device authorization endpoint, when set by hand; else discovery's.
+    public var deviceAuthorizationEndpoint: String?
     public var idTokenAlgorithms: [JWSAlgorithm] = JWSAlgorithm.allCases
     /// Seconds of clock difference tolerated on `exp`, `iat` and `nbf`.
     public var clockSkew: Int = 60
@@ -94,6 +116,9 @@ public struct Config: Sendable {
     /// The authorization server that issues the ID token with the groups claim.
     public var oktaAuthorizationServer: String = "default"
     public var oktaScopes: [String] = ["openid", "profile", "groups"]
+
+    /// Whether a sign-in runs the device authorization step at all.
+    public var usesDeviceAuthorization: Bool { provider == .oidc && (mfa != .off || !passwordGrant) }
 
     /// The issuer of the Okta authorization server (`okta_domain/oauth2/authorization_server`).
     public var oktaIssuer: String? {

@@ -151,9 +151,34 @@ public enum ConfigParser {
         } else {
             config.clientAuthentication = config.clientSecret == nil ? .none : .basic
         }
+        try validateMFA(&config, path: path, idpLine: idpLine, seen: seen)
         if config.connectTimeout > config.timeout {
             throw ConfigDiagnostic(path: path, line: seen["idp.connect_timeout"] ?? idpLine, key: "idp.connect_timeout",
                                    message: "is \(config.connectTimeout) s, longer than timeout (\(config.timeout) s); make it shorter")
+        }
+    }
+
+    /// The MFA keys together: the device step is for `provider = oidc`, device-only sign-in
+    /// implies `mfa = always`, and `ropg_mfa_required = password-verified` (MFA done elsewhere)
+    /// contradicts doing it here.
+    private static func validateMFA(_ config: inout Config, path: String, idpLine: Int, seen: [String: Int]) throws(ConfigDiagnostic) {
+        func problem(_ key: String, _ message: String) -> ConfigDiagnostic {
+            ConfigDiagnostic(path: path, line: seen["idp.\(key)"] ?? idpLine, key: "idp.\(key)", message: message)
+        }
+        if config.provider == .okta {
+            for key in ["mfa", "password_grant", "device_timeout", "qr_code", "device_authorization_endpoint"] where seen["idp.\(key)"] != nil {
+                throw problem(key, "is for provider = oidc; with provider = okta, MFA is Okta's own ([okta] factor)")
+            }
+            return
+        }
+        if !config.passwordGrant {
+            if seen["idp.mfa"] != nil && config.mfa != .always {
+                throw problem("mfa", "is \(config.mfa.rawValue), but password_grant = no signs in by device authorization only; remove the line or set mfa = always")
+            }
+            config.mfa = .always
+        }
+        if config.mfa != .off && config.ropgMFARequired == .passwordVerified {
+            throw problem("ropg_mfa_required", "is password-verified (MFA is done elsewhere), but mfa = \(config.mfa.rawValue) does MFA here; keep one of them")
         }
     }
 
@@ -209,6 +234,11 @@ public enum ConfigParser {
             "timeout": { config, value, origin, _ throws(ConfigDiagnostic) in config.timeout = try integer(value, origin, 1...120, unit: "seconds") },
             "connect_timeout": { config, value, origin, _ throws(ConfigDiagnostic) in config.connectTimeout = try integer(value, origin, 1...60, unit: "seconds") },
             "ropg_mfa_required": { config, value, origin, _ throws(ConfigDiagnostic) in config.ropgMFARequired = try choice(value, origin) },
+            "mfa": { config, value, origin, _ throws(ConfigDiagnostic) in config.mfa = try choice(value, origin) },
+            "password_grant": { config, value, origin, _ throws(ConfigDiagnostic) in config.passwordGrant = try yesNo(value, origin) },
+            "device_timeout": { config, value, origin, _ throws(ConfigDiagnostic) in config.deviceTimeout = try integer(value, origin, 30...900, unit: "seconds") },
+            "qr_code": { config, value, origin, _ throws(ConfigDiagnostic) in config.qrCode = try yesNo(value, origin) },
+            "device_authorization_endpoint": { config, value, origin, _ throws(ConfigDiagnostic) in config.deviceAuthorizationEndpoint = try optionalHTTPSURL(value, origin) },
             "id_token_algs": { config, value, origin, _ throws(ConfigDiagnostic) in
                 var algorithms: [JWSAlgorithm] = []
                 for name in list(value) {

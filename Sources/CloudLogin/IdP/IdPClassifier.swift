@@ -187,7 +187,7 @@ extension IdPProblem.Stage {
     var afterPassword: Bool {
         switch self {
         case .oktaFactor, .oktaPassword, .oktaTransaction: return true
-        case .discovery, .keys, .token, .userinfo, .oktaAuthn, .groupsExchange: return false
+        case .discovery, .keys, .token, .userinfo, .oktaAuthn, .groupsExchange, .deviceAuthorization, .deviceToken: return false
         }
     }
 }

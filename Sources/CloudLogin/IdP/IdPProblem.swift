@@ -32,8 +32,15 @@ public struct IdPProblem: Error, Equatable, Sendable, CustomStringConvertible {
         case oktaTransaction = "okta-transaction"
         /// Okta: the sessionToken exchanged for an ID token with the groups.
         case groupsExchange = "groups-exchange"
+        /// The device authorization request (RFC 8628 §3.1).
+        case deviceAuthorization = "device-authorization"
+        /// The token endpoint polled for the device's approval (RFC 8628 §3.4).
+        case deviceToken = "device-token"
 
-        /// The exchange in words, as the subject of a sentence.
+        /// The two exchanges of the device grant.
+    public var isDeviceGrant: Bool { self == .deviceAuthorization || self == .deviceToken }
+
+    /// The exchange in words, as the subject of a sentence.
         public var what: String {
             switch self {
             case .discovery: return "discovery"
@@ -45,6 +52,8 @@ public struct IdPProblem: Error, Equatable, Sendable, CustomStringConvertible {
             case .oktaPassword: return "Okta (password)"
             case .oktaTransaction: return "Okta"
             case .groupsExchange: return "the Okta groups exchange"
+            case .deviceAuthorization: return "the device authorization endpoint"
+            case .deviceToken: return "the token endpoint (device grant)"
             }
         }
     }
@@ -129,7 +138,8 @@ public struct IdPProblem: Error, Equatable, Sendable, CustomStringConvertible {
         case .http(let status):
             guard kind == .misconfigured else { return "answered HTTP \(status)" }
             switch stage {
-            case .token: return "answered HTTP \(status); check token_endpoint or issuer"
+            case .token, .deviceToken: return "answered HTTP \(status); check token_endpoint or issuer"
+            case .deviceAuthorization: return "answered HTTP \(status); check device_authorization_endpoint or issuer"
             case .oktaAuthn, .oktaFactor, .oktaPassword, .oktaTransaction: return "answered HTTP \(status); check okta_domain"
             default: return "answered HTTP \(status); check the URL in the config"
             }
@@ -140,8 +150,12 @@ public struct IdPProblem: Error, Equatable, Sendable, CustomStringConvertible {
             case .invalidClient:
                 return "the IdP refused the client credentials (invalid_client); check client_id, the client secret and client_auth"
             case .unauthorizedClient:
+                guard !stage.isDeviceGrant else {
+                    return "the client may not use the device grant (unauthorized_client); allow the Device Authorization grant for it at the IdP"
+                }
                 return "the client may not use the password grant (unauthorized_client); allow the Resource Owner Password grant for it at the IdP"
             case .unsupportedGrantType:
+                guard !stage.isDeviceGrant else { return "the IdP does not support the device grant (unsupported_grant_type)" }
                 return "the IdP does not support the password grant (unsupported_grant_type)"
             case .invalidScope:
                 return "the IdP refused the scopes (invalid_scope); check scopes"

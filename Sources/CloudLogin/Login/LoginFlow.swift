@@ -50,6 +50,8 @@ public final class LoginFlow {
     private let log: EventLog
     private let canChangeAccounts: Bool
     private let caller: CallerCredentials
+    /// The person's time of this sign-in, shared with the seams' deadline (`SignInSeams`).
+    private let personTime: PersonTime?
     public let directory: ProviderDirectory
 
     /// The flow for `config`, with the world of `seams`.
@@ -62,6 +64,7 @@ public final class LoginFlow {
         self.log = seams.log
         self.canChangeAccounts = seams.canChangeAccounts
         self.caller = seams.caller
+        self.personTime = seams.deadline.personTime
         self.directory = ProviderDirectory(settings: OIDCSettings(passwordGrant: config), transport: seams.transport, cache: seams.cache, clock: seams.clock, log: seams.log)
     }
 
@@ -135,6 +138,10 @@ public final class LoginFlow {
         case .refuse(let reason): return .rejected(reason)
         case .cloud(let idpLogin, let localName): (login, knownLocalName) = (idpLogin, localName)
         }
+        if config.provider == .oidc && !config.passwordGrant {
+            return deviceOnly(login: login, typedName: typedName, localName: knownLocalName ?? managedName(forLogin: login),
+                              conversation: conversation)
+        }
         let secret: SecretBytes
         switch password() {
         case .unavailable: return .noPassword
@@ -149,17 +156,29 @@ public final class LoginFlow {
         guard !secret.containsControlCharacter else { return .rejected(.badCredentials) }
 
         log.debug("asking the IdP about \(login)")
-        let verdict: IdentityVerdict
+        var verdict: IdentityVerdict
         switch provider() {
         case .success(let provider):
-            verdict = provider.verifyPassword(login: login, password: secret, conversation: conversation,
-                                              deadline: Deadline(clock: clock, seconds: config.timeout))
+            verdict = provider.verifyPassword(login: login, password: secret, conversation: conversation, deadline: idpDeadline())
         case .failure(let problem):
             verdict = .problem(problem)
         }
         // The local account this sign-in is about, when it is known without the IdP.
         let localName = knownLocalName ?? managedName(forLogin: login)
 
+        // MFA by device authorization, once the IdP verified the password.
+        if let step = deviceStep(after: verdict, login: login) {
+            verdict = deviceAuthorization().run(login: login, conversation: conversation, deadline: idpDeadline())
+            if case .accepted(let approved) = verdict, let refusal = approvalRefusal(approved, login: login, expectedSubject: step.expectedSubject) {
+                return .refusedHere(refusal)
+            }
+        }
+        return finish(verdict, login: login, typedName: typedName, localName: localName, password: secret)
+    }
+
+    /// What a verdict of the IdP comes to: the account synced for a yes, the rejection recorded
+    /// for a no, the offline rule for a problem. `password` is nil for device-only sign-in.
+    func finish(_ verdict: IdentityVerdict, login: String, typedName: String, localName: String?, password secret: SecretBytes?) -> Outcome {
         switch verdict {
         case .accepted(let identity):
             switch sync.sync(identity: identity, typedName: typedName, password: secret) {
@@ -176,13 +195,87 @@ public final class LoginFlow {
                 return .accountStoreFailed(error)
             }
         case .mfaRequired(let passwordVerified):
+            guard let secret else { return .rejected(.mfaRequired) }
             return passwordOnly(passwordVerified: passwordVerified, login: login, localName: localName, password: secret)
         case .rejected(let reason):
-            if let localName { sync.recordRejection(localName: localName, login: login, reason: reason, password: secret) }
+            if let localName, let secret { sync.recordRejection(localName: localName, login: login, reason: reason, password: secret) }
             return .rejected(reason)
         case .problem(let problem):
             return offline(problem, localName: localName)
         }
+    }
+
+    /// The IdP exchange's deadline (`timeout`), moved by the person's time like the sign-in's.
+    func idpDeadline() -> Deadline {
+        Deadline(clock: clock, seconds: config.timeout, personTime: personTime)
+    }
+
+    /// Why the device step runs after the password grant.
+    enum DeviceStep {
+        /// The IdP verified the password and requires MFA (a documented answer).
+        case mfaRequired
+        /// `mfa = always` after a yes naming `subject`, which the approval must name too.
+        case afterAcceptance(subject: String)
+
+        var expectedSubject: String? {
+            if case .afterAcceptance(let subject) = self { return subject }
+            return nil
+        }
+    }
+
+    /// Whether the device step comes after the password grant's `verdict` (`mfa`): after a
+    /// documented "password right, MFA required" (when-required, always), or after a yes
+    /// (always).
+    func deviceStep(after verdict: IdentityVerdict, login: String) -> DeviceStep? {
+        guard config.provider == .oidc else { return nil }
+        switch (verdict, config.mfa) {
+        case (.mfaRequired(passwordVerified: true), .whenRequired), (.mfaRequired(passwordVerified: true), .always):
+            log.info("the IdP verified the password of \(login) and requires MFA; asking for approval by device authorization")
+            return .mfaRequired
+        case (.mfaRequired(passwordVerified: false), .whenRequired), (.mfaRequired(passwordVerified: false), .always):
+            // Such an answer (Okta's OIDC endpoint, interaction_required) does not say the
+            // password was right: MFA after it would sync a password nobody checked.
+            log.notice("the IdP requires MFA for \(login) but does not say the password was right; refusing (MFA by device authorization needs a verified password)")
+            return nil
+        case (.accepted(let identity), .always):
+            log.info("the IdP accepted the password of \(login); mfa = always: asking for approval by device authorization")
+            return .afterAcceptance(subject: identity.subject)
+        default:
+            return nil
+        }
+    }
+
+    /// The device step's client (`mfa`, `password_grant = no`).
+    func deviceAuthorization() -> DeviceAuthorization {
+        DeviceAuthorization(config: config, transport: transport, directory: directory,
+                            tokens: OIDCPasswordGrant(config: config, transport: transport, directory: directory, clock: clock, log: log),
+                            clock: clock, log: log)
+    }
+
+    /// Why an approval by device authorization does not sign in `login`: it names another IdP
+    /// user than the one typed, or another subject than the password grant's.
+    func approvalRefusal(_ approved: Identity, login: String, expectedSubject: String?) -> AccountRefusal? {
+        if let expectedSubject, approved.subject != expectedSubject {
+            log.error("the device approval for \(login) names another subject than the password grant; refusing")
+            return .approvedByAnotherUser
+        }
+        guard DeviceAuthorization.names(approved, login: login, config: config) else {
+            log.error("the device approval for \(login) was given by another IdP user (its \(config.nameClaim) claim does not name \(login)); refusing")
+            return .approvedByAnotherUser
+        }
+        return nil
+    }
+
+    /// Device-only sign-in (`password_grant = no`): no password is read or sent; the account
+    /// is kept in step from the approval's ID token and its local password stays locked, so
+    /// there is no offline sign-in (`OfflineRefusal.deviceOnly`).
+    func deviceOnly(login: String, typedName: String, localName: String?, conversation: Conversation) -> Outcome {
+        log.debug("asking the IdP about \(login) by device authorization only")
+        let verdict = deviceAuthorization().run(login: login, conversation: conversation, deadline: idpDeadline())
+        if case .accepted(let approved) = verdict, let refusal = approvalRefusal(approved, login: login, expectedSubject: nil) {
+            return .refusedHere(refusal)
+        }
+        return finish(verdict, login: login, typedName: typedName, localName: localName, password: nil)
     }
 
     /// "Password right, MFA required" (`ropg_mfa_required = password-verified`). Such an answer
@@ -235,6 +328,7 @@ public final class LoginFlow {
                 // password while the IdP is away, as before CloudLogin.
                 if config.migrate, accounts.account(named: localName) != nil { decision = .allowed(daysLeft: 0) }
                 if !config.offlineAllowed { decision = .refused(.turnedOff) }
+                if !config.passwordGrant { decision = .refused(.deviceOnly) }
             case .markedWithoutRecord, .unmarkedStateUnusable, .unreadable:
                 break
             }

@@ -9,6 +9,7 @@ public enum OfflinePolicy {
 
     public static func decide(record: ManagedUser?, config: Config, now: Int64) -> Decision {
         guard config.offlineAllowed else { return .refused(.turnedOff) }
+        guard config.passwordGrant else { return .refused(.deviceOnly) }
         guard let record else { return .refused(.neverOnline) }
         guard record.lastVerdict == .accepted else { return .refused(.revoked) }
         guard record.allowed else { return .refused(.notAllowed) }
@@ -27,4 +28,5 @@ public enum OfflineRefusal: String, Equatable, Sendable, CaseIterable {
     case revoked = "the identity provider refused this account since its last online sign-in"
     case notAllowed = "the account is no longer in allow_groups"
     case tooOld = "the last online sign-in is older than [offline] max_days"
+    case deviceOnly = "sign-in is by device authorization only (password_grant = no), so there is no local password to check"
 }

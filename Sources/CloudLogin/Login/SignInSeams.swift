@@ -37,7 +37,9 @@ public struct SignInSeams {
     /// no HTTP client and opens no cache directory: those phases never ask the IdP.
     public static func system(config: Config, log: EventLog, network: Bool = true) -> SignInSeams {
         let clock = SystemClock()
-        let deadline = Deadline(clock: clock, seconds: config.timeout &+ LoginFlow.localUpdateSeconds)
+        // The person's time (prompts, push and device approvals) moves this deadline and the
+        // IdP exchange's, which LoginFlow builds with the same `personTime`.
+        let deadline = Deadline(clock: clock, seconds: config.timeout &+ LoginFlow.localUpdateSeconds, personTime: PersonTime())
         // The one read of this process's privilege for the call.
         let effectiveUID = geteuid()
         let transport: HTTPTransport = network ? CurlTransport(config: config) : NoNetwork()

@@ -53,6 +53,13 @@ public final class OIDCPasswordGrant: IdentityProvider {
         FormEncoding.append(password, to: body)
         body.append("&scope=")
         FormEncoding.append(config.scopes.joined(separator: " "), to: body)
+        return Self.clientRequest(url: url, body: body, config: config)
+    }
+
+    /// A form POST from CloudLogin's client (the password grant, the device authorization
+    /// request and its polls): `body` gets the client's credentials as `client_auth` says (or
+    /// they go into the Authorization header). Secrets go only into wiped buffers.
+    static func clientRequest(url: String, body: SecretBytes, config: Config) -> HTTPRequest {
         var authorization: SecretBytes?
         switch config.clientAuthentication {
         case .none:

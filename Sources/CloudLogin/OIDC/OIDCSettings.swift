@@ -21,9 +21,13 @@ public struct OIDCSettings: Equatable, Sendable {
     public var jwksURI: String?
     /// The userinfo endpoint, when set by hand (`userinfo_endpoint`); else discovery's.
     public var userinfoEndpoint: String?
+    /// The device authorization endpoint, when set by hand (`device_authorization_endpoint`);
+    /// else discovery's.
+    public var deviceAuthorizationEndpoint: String?
 
     public init(issuer: String, clientID: String, idTokenAlgorithms: [JWSAlgorithm], clockSkew: Int,
-                tokenEndpoint: String? = nil, jwksURI: String? = nil, userinfoEndpoint: String? = nil) {
+                tokenEndpoint: String? = nil, jwksURI: String? = nil, userinfoEndpoint: String? = nil,
+                deviceAuthorizationEndpoint: String? = nil) {
         self.issuer = issuer
         self.clientID = clientID
         self.idTokenAlgorithms = idTokenAlgorithms
@@ -31,13 +35,15 @@ public struct OIDCSettings: Equatable, Sendable {
         self.tokenEndpoint = tokenEndpoint
         self.jwksURI = jwksURI
         self.userinfoEndpoint = userinfoEndpoint
+        self.deviceAuthorizationEndpoint = deviceAuthorizationEndpoint
     }
 
     /// The settings of the OIDC password grant: `[idp]`'s issuer, client id and endpoints.
     public init(passwordGrant config: Config) {
         self.init(issuer: config.issuer ?? "", clientID: config.clientID,
                   idTokenAlgorithms: config.idTokenAlgorithms, clockSkew: config.clockSkew,
-                  tokenEndpoint: config.tokenEndpoint, jwksURI: config.jwksURI, userinfoEndpoint: config.userinfoEndpoint)
+                  tokenEndpoint: config.tokenEndpoint, jwksURI: config.jwksURI, userinfoEndpoint: config.userinfoEndpoint,
+                  deviceAuthorizationEndpoint: config.deviceAuthorizationEndpoint)
     }
 
     /// The checks every ID token for this client must pass (OIDC Core §3.1.3.7).

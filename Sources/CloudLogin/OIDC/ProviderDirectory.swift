@@ -43,6 +43,17 @@ public final class ProviderDirectory {
         }
     }
 
+    /// The device authorization endpoint (RFC 8628 §4): the one set by hand, else discovery's.
+    public func deviceAuthorizationEndpoint(deadline: Deadline) -> Result<String, IdPProblem> {
+        if let override = settings.deviceAuthorizationEndpoint { return .success(override) }
+        return discovery(deadline: deadline).flatMap { metadata in
+            guard let url = metadata.deviceAuthorizationEndpoint else {
+                return .failure(.malformed(.deviceAuthorization, "the IdP lists no device_authorization_endpoint, so MFA by device authorization (mfa, password_grant = no) cannot run; turn the device grant on for the client at the IdP, or set device_authorization_endpoint"))
+            }
+            return .success(url)
+        }
+    }
+
     /// Discovery, from the cache while fresh.
     public func discovery(deadline: Deadline, refresh: Bool = false) -> Result<ProviderMetadata, IdPProblem> {
         if let metadata, !refresh { return .success(metadata) }

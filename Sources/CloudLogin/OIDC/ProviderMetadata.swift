@@ -6,6 +6,8 @@ public struct ProviderMetadata: Equatable, Sendable {
     public var authorizationEndpoint: String?
     public var jwksURI: String?
     public var userinfoEndpoint: String?
+    /// The device authorization endpoint (RFC 8628 §4), when the IdP offers the device grant.
+    public var deviceAuthorizationEndpoint: String?
     /// `grant_types_supported`, when the IdP lists it (not all do).
     public var grantTypesSupported: [String]?
 
@@ -33,6 +35,7 @@ public struct ProviderMetadata: Equatable, Sendable {
         self.jwksURI = try optionalEndpoint("jwks_uri")
         self.authorizationEndpoint = try optionalEndpoint("authorization_endpoint")
         self.userinfoEndpoint = try optionalEndpoint("userinfo_endpoint")
+        self.deviceAuthorizationEndpoint = try optionalEndpoint("device_authorization_endpoint")
         self.grantTypesSupported = document["grant_types_supported"]?.stringArray
     }
 }

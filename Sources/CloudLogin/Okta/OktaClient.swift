@@ -48,9 +48,11 @@ final class OktaClient {
     /// Runs `body`, which waits for the person (a prompt, a push approval), and moves the
     /// sign-in's deadline later by the time it took: the deadline bounds CloudLogin's own work.
     func waitingForPerson<T>(_ body: () -> T) -> T {
-        let started = clock.monotonicMilliseconds()
-        let result = body()
-        deadline = deadline.extended(byMilliseconds: clock.monotonicMilliseconds() &- started)
+        // On a copy: `body` sends requests, which read `deadline` (changing it in place while
+        // they run would be an exclusivity violation, a trap).
+        var moved = deadline
+        let result = moved.waitingForPerson(body)
+        deadline = moved
         return result
     }
 

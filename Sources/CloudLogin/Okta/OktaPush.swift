@@ -23,17 +23,27 @@ struct OktaPush {
         let limit = Int64(truncatingIfNeeded: timeoutSeconds) &* 1000
         var told = false
         var toldNumber: Int?
+        var hasPolled = false
         while true {
             if current.status != .mfaChallenge { return .continueWith(current) }
             // Okta sends the number to tap only in poll answers, once the phone shows the
-            // three numbers: say it when it comes (once).
+            // three numbers: say it when it comes (once). Where messages wait for a prompt
+            // (sshd), the notice is a prompt the person answers with Enter, and it waits for
+            // the first poll's answer so that the number can be in it.
+            var notice: String?
             if let number = current.correctAnswer, number != toldNumber {
-                conversation.tell("Approve the sign-in on Okta Verify: tap \(number) on your phone.")
+                notice = "Approve the sign-in on Okta Verify: tap \(number) on your phone."
                 toldNumber = number
+            } else if !told && (conversation.showsMessagesAtOnce || hasPolled) {
+                notice = conversation.showsMessagesAtOnce ? "Approve the sign-in on Okta Verify…" : "Approve the sign-in on Okta Verify."
+            }
+            if let notice {
                 told = true
-            } else if !told {
-                conversation.tell("Approve the sign-in on Okta Verify…")
-                told = true
+                let shown = client.waitingForPerson { conversation.showWhileWaiting(notice, approval: "approved it on your phone") }
+                guard shown else {
+                    client.cancel(current)
+                    return .finished(.rejected(.abandoned))
+                }
             }
             switch current.factorResult {
             case .rejected?:
@@ -74,6 +84,7 @@ struct OktaPush {
                 case .transaction(let next):
                     current = next
                     answered = true
+                    hasPolled = true
                 case .rateLimited(let milliseconds, _):
                     wait = max(milliseconds, Self.pollIntervalMilliseconds)
                 case let other:

@@ -41,25 +41,53 @@ public struct SystemClock: Clock {
 public struct Deadline: Sendable {
     public let clock: any Clock
     public let endMilliseconds: Int64
+    /// The sign-in's time spent waiting for the person, shared by all its deadlines: a wait
+    /// moves every one of them (the IdP exchange and the local part) later.
+    public let personTime: PersonTime?
 
-    public init(clock: any Clock, seconds: Int) {
+    public init(clock: any Clock, seconds: Int, personTime: PersonTime? = nil) {
         self.clock = clock
         self.endMilliseconds = clock.monotonicMilliseconds() &+ Int64(truncatingIfNeeded: seconds) &* 1000
+        self.personTime = personTime
     }
 
     /// A deadline `milliseconds` later than this one (time spent waiting for a person, which
     /// the sign-in's deadline does not count).
     public func extended(byMilliseconds milliseconds: Int64) -> Deadline {
-        Deadline(clock: clock, endMilliseconds: endMilliseconds &+ max(0, milliseconds))
+        Deadline(clock: clock, endMilliseconds: endMilliseconds &+ max(0, milliseconds), personTime: personTime)
     }
 
-    init(clock: any Clock, endMilliseconds: Int64) {
+    init(clock: any Clock, endMilliseconds: Int64, personTime: PersonTime? = nil) {
         self.clock = clock
         self.endMilliseconds = endMilliseconds
+        self.personTime = personTime
     }
 
     /// Milliseconds left, never negative.
     public var remainingMilliseconds: Int64 {
-        max(0, endMilliseconds &- clock.monotonicMilliseconds())
+        max(0, endMilliseconds &+ (personTime?.milliseconds ?? 0) &- clock.monotonicMilliseconds())
+    }
+
+    /// Runs `body`, which waits for the person (a prompt, a push or device approval), and
+    /// moves the deadline later by the time it took: through the shared `personTime` when
+    /// there is one (every deadline of the sign-in moves), else this one alone.
+    public mutating func waitingForPerson<T>(_ body: () -> T) -> T {
+        let started = clock.monotonicMilliseconds()
+        let result = body()
+        let waited = clock.monotonicMilliseconds() &- started
+        if let personTime { personTime.add(milliseconds: waited) } else { self = extended(byMilliseconds: waited) }
+        return result
+    }
+}
+
+/// The time one sign-in spent waiting for the person. One per sign-in (`SignInSeams`), read
+/// by every deadline built with it; a sign-in runs on one thread.
+public final class PersonTime: @unchecked Sendable {
+    public private(set) var milliseconds: Int64 = 0
+
+    public init() {}
+
+    func add(milliseconds waited: Int64) {
+        milliseconds = milliseconds &+ max(0, waited)
     }
 }
