@@ -5,7 +5,8 @@ would (Glewlwyd.approve_device) and then reads the result.
 - `Console`: the real /bin/login on a pseudo-terminal, step by step.
 - `Driver`: real libpam through pamdriver (the PAM code, PAM_TEXT_INFO messages, prompts;
   `--echo-on-stdin` answers an echo-on prompt only when the test says so).
-- `Background`: any command (sudo, su, the cloudlogin CLI) whose output is read as it comes.
+- `Terminal`: sudo or su on a pseudo-terminal, step by step.
+- `Background`: any command (the cloudlogin CLI) whose output is read as it comes.
 - `SshDialog`: the real ssh client on a pseudo-terminal, step by step.
 - `parse_device_prompt`: the verification URI, the user code, the QR code and the announced wait,
   from what was shown; `qr_decode` reads the QR code back with zbarimg (zbar-tools).
@@ -196,6 +197,49 @@ class Console:
             self.child.close(force=True)
         else:
             self.child.close()
+
+
+class Terminal:
+    """ARGV (sudo, su: run through runuser as the user) on a pseudo-terminal, as a person runs
+    it: `answer(prompt, text)` types at a prompt, `device_prompt()` waits for the device step,
+    `finish()` waits for the end. (sudo and su write PAM's messages to the terminal; on a pipe
+    they may sit in stdio's buffer until the program ends.)"""
+
+    def __init__(self, argv: list[str], timeout: float = 120):
+        assert_in_sandbox()
+        self.started = time.monotonic()
+        self.child = pexpect.spawn(argv[0], argv[1:], env={"TERM": "dumb", **TOOL_ENV}, encoding="utf-8",
+                                   codec_errors="replace", dimensions=(60, 400), timeout=timeout, cwd="/")
+        self.log: list[str] = []
+
+    def _expect(self, pattern, timeout: float | None = None) -> int:
+        try:
+            i = self.child.expect(pattern, timeout=timeout or self.child.timeout)
+        except (pexpect.TIMEOUT, pexpect.EOF) as error:
+            self.log.append(str(self.child.before))
+            self.child.close(force=True)
+            raise AssertionError(f"{type(error).__name__} waiting for {pattern!r}; the terminal showed:\n{self.transcript}") from None
+        self.log.append(self.child.before + (self.child.after if isinstance(self.child.after, str) else ""))
+        return i
+
+    @property
+    def transcript(self) -> str:
+        return _clean("".join(self.log))
+
+    def answer(self, prompt: str, text: str) -> None:
+        self._expect(prompt)
+        self.child.sendline(text)
+
+    def device_prompt(self, timeout: float = 30) -> DevicePrompt:
+        self._expect(WAITING, timeout)
+        return parse_device_prompt(self.transcript)
+
+    def finish(self, timeout: float = 90) -> tuple[int | None, str]:
+        """(exit status, everything shown)."""
+        self._expect(pexpect.EOF, timeout)
+        self.child.close()
+        self.elapsed = time.monotonic() - self.started
+        return self.child.exitstatus, self.transcript
 
 
 # ---- processes read as they run --------------------------------------------------------------
