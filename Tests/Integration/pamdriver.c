@@ -5,7 +5,7 @@
  *
  * Usage:  pamdriver --confdir DIR --service NAME [--user USER]
  *                   [--phase auth|acct|setcred|chauthtok|all] [--cycles N] [--silent] [--rss]
- *                   [--hold | --hold-unwiped] [--echo-on-stdin]
+ *                   [--hold | --hold-unwiped] [--echo-on-stdin] [--tty TTY]
  *
  * The password is the first line of stdin (newline stripped; an empty line is
  * the empty password), read once at startup and reused for every cycle. If
@@ -15,9 +15,11 @@
  * conversation fails). With --echo-on-stdin each PAM_PROMPT_ECHO_ON is answered
  * instead with the next line of stdin after the password, read only once the
  * prompt has been logged, so a test can answer it from a script after reading
- * it (EOF before any byte: the conversation fails, as Ctrl-D at a terminal). PAM_ERROR_MSG / PAM_TEXT_INFO go to stderr as
- * "MSG error: <text>" / "MSG info: <text>"; prompts are logged to stderr as
- * "PROMPT echo_off: <text>" / "PROMPT echo_on: <text>".
+ * it (EOF before any byte: the conversation fails, as Ctrl-D at a terminal).
+ * --tty TTY sets PAM_TTY after pam_start (sshd sets it to "ssh").
+ * PAM_ERROR_MSG / PAM_TEXT_INFO go to stderr as "MSG error: <text>" /
+ * "MSG info: <text>"; prompts are logged to stderr as "PROMPT echo_off: <text>" /
+ * "PROMPT echo_on: <text>".
  *
  * Each cycle is pam_start_confdir, the phase(s), pam_end. stdout gets, per
  * PAM call made:   RESULT <phase> <code> <PAM_NAME>
@@ -276,7 +278,7 @@ static void usage(FILE *to)
 {
     fputs("usage: pamdriver --confdir DIR --service NAME [--user USER]\n"
           "                 [--phase auth|acct|setcred|chauthtok|all] [--cycles N] [--silent] [--rss] [--hold]\n"
-          "                 [--echo-on-stdin]\n"
+          "                 [--echo-on-stdin] [--tty TTY]\n"
           "password: first line of stdin\n",
           to);
 }
@@ -289,7 +291,7 @@ static void result(const char *phase, int code)
 
 int main(int argc, char **argv)
 {
-    const char *confdir = NULL, *service = NULL, *user = NULL, *phase = "auth";
+    const char *confdir = NULL, *service = NULL, *user = NULL, *phase = "auth", *tty = NULL;
     long cycles = 1;
     int silent = 0, rss = 0, hold = 0;
 
@@ -309,6 +311,8 @@ int main(int argc, char **argv)
             hold = 1;
         } else if (strcmp(a, "--hold-unwiped") == 0) {
             hold = 2; /* the same, keeping the driver's own copy: a positive control */
+        } else if (strcmp(a, "--tty") == 0 && has_value) {
+            tty = argv[++i];
         } else if (strcmp(a, "--confdir") == 0 && has_value) {
             confdir = argv[++i];
         } else if (strcmp(a, "--service") == 0 && has_value) {
@@ -364,6 +368,8 @@ int main(int argc, char **argv)
     for (long c = 1; c <= cycles; c++) {
         pam_handle_t *pamh = NULL;
         int rc = pam_start_confdir(service, user, &conv, confdir, &pamh);
+        if (rc == PAM_SUCCESS && tty != NULL)
+            rc = pam_set_item(pamh, PAM_TTY, tty);
         if (rc != PAM_SUCCESS) {
             result("start", rc);
             if (pamh != NULL)

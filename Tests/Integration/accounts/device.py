@@ -345,10 +345,13 @@ class Driver(Background):
     never asked for). Echo-on prompts wait for `send()`; `close_stdin()` is Ctrl-D."""
 
     def __init__(self, driver: pathlib.Path, confdir: pathlib.Path | str, service: str, user: str,
-                 password: str = "no password expected", silent: bool = False, syslog: tuple[pathlib.Path, pathlib.Path] | None = None):
+                 password: str = "no password expected", silent: bool = False, syslog: tuple[pathlib.Path, pathlib.Path] | None = None,
+                 tty: str | None = None):
         argv = [str(driver), "--confdir", str(confdir), "--service", service, "--user", user, "--echo-on-stdin"]
         if silent:
             argv.append("--silent")
+        if tty is not None:
+            argv += ["--tty", tty]
         env = dict(TOOL_ENV)
         if syslog:
             shim, log = syslog

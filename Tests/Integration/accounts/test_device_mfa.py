@@ -146,14 +146,14 @@ max_days = 14
 
     # --- sign-ins ---
     def driver(self, user: str, password: str = "no password expected", service: str = "cl-device",
-               confdir: pathlib.Path | str | None = None, silent: bool = False) -> Driver:
+               confdir: pathlib.Path | str | None = None, silent: bool = False, tty: str | None = None) -> Driver:
         """pam_authenticate in the background: SERVICE `cl-device` is pam_cloudlogin alone (its
         own code), `sshd` the same under sshd's name, both from a private confdir; with
         confdir=/etc/pam.d the installed shipped stacks. The module's syslog lines are kept."""
         self.runs += 1
         self.syslog = self.workdir / f"syslog-{self.runs}.txt"
         return Driver(self.driver_bin, confdir or self.confdir, service, user, password, silent=silent,
-                      syslog=(self.shim, self.syslog))
+                      syslog=(self.shim, self.syslog), tty=tty)
 
     def syslog_text(self) -> str:
         return self.syslog.read_text(errors="replace") if self.syslog.exists() else "(no syslog)"
@@ -377,6 +377,33 @@ def test_approved_by_another_user_syncs_nothing_for_an_existing_account(gw: Devi
     assert local_password_is(gw, user, "Hal pw 1") and not local_password_is(gw, user, "Hal pw 2")
     assert gw.state(user)["subject"] == record["subject"]
     assert not user_exists(other)
+
+
+# --- denied, expired: a failed MFA is no refusal of the account ---------------------------------
+
+def test_a_denied_or_expired_code_fails_and_leaves_offline_sign_in_as_it_was(gw: DeviceCloud):
+    """Glewlwyd has no user-side deny; a disabled device code is answered access_denied, as an IdP
+    answers a code the person denied. Neither that nor an expired code is a refusal of the
+    account: nothing local changes and offline sign-in stays open."""
+    user = gw.user("dvnia", "Nia cloud pw 1")
+    gw.first_sign_in(user, "Nia cloud pw 1")
+    record = gw.state(user)
+    before = snapshot_account_files()
+    run = gw.driver(user, "Nia cloud pw 1")
+    run.device_prompt()
+    assert gw.idp.disable_device_codes() >= 1
+    assert run.result() == "PAM_AUTH_ERR", run.messages + gw.syslog_text()
+    assert "MFA verification failed." in run.messages, run.messages
+    run = gw.driver(user, "Nia cloud pw 1")
+    run.device_prompt()
+    gw.idp.expire_device_codes()
+    assert run.result() == "PAM_AUTH_ERR" and NOT_IN_TIME in run.messages, run.messages
+    assert account_files_changed(before) == []
+    assert gw.state(user).get("last_verdict") == record.get("last_verdict"), (record, gw.state(user))
+    with gw.down():
+        run = gw.driver(user, "Nia cloud pw 1")
+        assert run.result() == "PAM_AUTHINFO_UNAVAIL", run.messages + gw.syslog_text()
+        assert OFFLINE in run.messages
 
 
 # --- the IdP goes away while the module polls -------------------------------------------------
@@ -682,5 +709,19 @@ def test_sshd_sends_the_device_step_as_one_prompt_and_ctrl_d_cancels(gw: DeviceC
     run = gw.driver(user, "Wes cloud pw 1", service="sshd")
     prompt = run.device_prompt()
     gw.approve(prompt, user, "Wes cloud pw 1")
+    run.send("")
+    assert run.result() == "PAM_SUCCESS", run.messages + gw.syslog_text()
+
+
+def test_pam_tty_ssh_is_sshd_too(gw: DeviceCloud):
+    """sshd sets PAM_TTY to "ssh": under another service name the device step is the Enter
+    prompt as well."""
+    user = gw.user("dvxia", "Xia cloud pw 1")
+    gw.first_sign_in(user, "Xia cloud pw 1")
+    run = gw.driver(user, "Xia cloud pw 1", tty="ssh")
+    prompt = run.device_prompt()
+    assert "PROMPT echo_on: " + INTRO in run.err.text() and "MSG info: " + INTRO not in run.err.text(), run.err.text()
+    assert prompt.text.endswith(PRESS_ENTER)
+    gw.approve(prompt, user, "Xia cloud pw 1")
     run.send("")
     assert run.result() == "PAM_SUCCESS", run.messages + gw.syslog_text()
