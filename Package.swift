@@ -58,7 +58,7 @@ let package = Package(
         // never linked into the module; the executable only parses options and calls it.
         .target(
             name: "CloudLoginAdmin",
-            dependencies: ["CloudLogin", "CCurl"],
+            dependencies: ["CloudLogin", "CCurl", "CSpawn"],
             path: "Sources/CloudLoginAdmin"
         ),
         .executableTarget(

@@ -3,7 +3,9 @@ import CloudLogin
 /// What `check` (and the IdP half of `setup`) found, printed as it goes unless the output is
 /// JSON, and the exit status that follows.
 public struct CheckReport {
-    public enum Status: String, Sendable { case ok, warning, error }
+    /// `info`: something worth knowing that is neither fine nor wrong (sshd is not installed,
+    /// its effective config could not be asked for); it does not change the exit status.
+    public enum Status: String, Sendable { case ok, info, warning, error }
     /// Which exit status an error leads to.
     public enum Area: Sendable { case none, config, idp, local }
 
@@ -35,6 +37,7 @@ public struct CheckReport {
         guard !json else { return }
         switch status {
         case .ok: output("ok: \(message)")
+        case .info: output("info: \(message)")
         case .warning: output("warning: \(message)")
         case .error: output("PROBLEM: \(message)")
         }

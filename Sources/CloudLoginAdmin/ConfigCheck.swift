@@ -14,14 +14,20 @@ public struct ConfigCheck {
     public var owner: uid_t
     /// Reads the test user's password (from standard input).
     public var readPassword: () -> PasswordAnswer
+    /// The sshd program asked for its effective config (`sshd -T`) and sshd's config file.
+    public var sshdProgram: String
+    public var sshdConfig: String
 
     public init(configPath: String, pamDirectory: String, testUser: String?, json: Bool, owner: uid_t = 0,
+                sshdProgram: String = SSHDCheck.defaultProgram, sshdConfig: String = SSHDCheck.defaultConfig,
                 readPassword: @escaping () -> PasswordAnswer) {
         self.configPath = configPath
         self.pamDirectory = pamDirectory
         self.testUser = testUser
         self.json = json
         self.owner = owner
+        self.sshdProgram = sshdProgram
+        self.sshdConfig = sshdConfig
         self.readPassword = readPassword
     }
 
@@ -41,10 +47,13 @@ public struct ConfigCheck {
             report.add("config", .ok, .none, "config: \(config.path) is valid (provider \(config.provider.rawValue))", fix: nil)
             checkFiles(config, into: &report)
             checkPAMStack(into: &report)
+            SSHDCheck(program: sshdProgram, configPath: sshdConfig, pamDirectory: pamDirectory).run(into: &report)
             let idp = IdPCheck(config: config, testUser: testUser, readPassword: readPassword)
-            switch config.provider {
-            case .oidc: idp.run(into: &report)
-            case .okta: idp.runOkta(into: &report)
+            // Okta direct authentication is the OpenID password grant at Okta's authorization server.
+            if config.provider == .oidc || config.isOktaDirect {
+                idp.run(into: &report)
+            } else {
+                idp.runOkta(into: &report)
             }
         }
         return report

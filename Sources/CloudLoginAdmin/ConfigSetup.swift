@@ -63,9 +63,10 @@ public struct ConfigSetup {
 
         var report = CheckReport(json: false, output: output)
         let check = IdPCheck(config: parsed, testUser: testUser, readPassword: readPassword)
-        switch parsed.provider {
-        case .oidc: check.run(into: &report)
-        case .okta: check.runOkta(into: &report)
+        if parsed.usesPasswordGrant || parsed.provider == .oidc {
+            check.run(into: &report)
+        } else {
+            check.runOkta(into: &report)
         }
         if report.findings.contains(where: { $0.status == .error }) {
             return .failure(Failure(status: .identityProviderFails, message: "the identity provider check failed; nothing written to \(configPath)"))

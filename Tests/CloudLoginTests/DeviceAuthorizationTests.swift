@@ -191,6 +191,28 @@ import Testing
         #expect(prompt.hasSuffix("Press Enter once you have approved the sign-in: "))
     }
 
+    /// Someone who approves at once but presses Enter after `device_timeout` has approved in
+    /// time: the Enter makes one more poll.
+    @Test func aLateEnterStillGetsItsPoll() {
+        final class SlowSSHPerson: Conversation {
+            let clock: FixedClock
+            init(clock: FixedClock) { self.clock = clock }
+            var showsMessagesAtOnce: Bool { false }
+            func ask(_ prompt: String, secret: Bool) -> SecretBytes? {
+                clock.sleep(milliseconds: 200_000)
+                return SecretBytes()
+            }
+            func tell(_ text: String) -> Bool { true }
+        }
+        let transport = Self.transport(polls: [(200, Self.approved)])
+        let world = Self.world(transport)
+        guard case .accepted = world.flow.authenticate(typedName: "alice", conversation: SlowSSHPerson(clock: world.clock), password: password("pw")) else {
+            Issue.record("expected accepted")
+            return
+        }
+        #expect(Self.polls(transport).count == 1)
+    }
+
     @Test func cancellingAtThePromptEndsTheStepAtOnce() {
         let transport = Self.transport(polls: [(200, Self.approved)])
         let world = Self.world(transport)

@@ -358,6 +358,177 @@ def test_check_warns_when_no_service_uses_the_module(site: Site):
     assert "pam-auth-update --enable cloudlogin" in result.stdout
 
 
+# ---- check: sshd ----------------------------------------------------------------------------------
+# The real /usr/sbin/sshd answers `sshd -T -f FILE` when it can load a host key and finds its
+# privilege separation directory (/run/sshd: /run is the sandbox's own tmpfs); with a HostKey
+# that does not exist it cannot, and check reads the files itself. Both must judge alike.
+
+SSHD = pathlib.Path("/usr/sbin/sshd")
+STOCK_SSHD_CONFIG = pathlib.Path("/usr/share/openssh/sshd_config")  # Debian's, as installed
+
+
+@pytest.fixture
+def ssh_dir(tmp_path) -> pathlib.Path:
+    assert SSHD.exists(), "openssh-server is not installed"
+    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)
+    d = tmp_path / "ssh"
+    d.mkdir()
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "cloudlogin-check", "-f", str(d / "host_key")],
+                   check=True, capture_output=True, timeout=30)
+    return d
+
+
+def sshd_config(d: pathlib.Path, text: str, name: str = "sshd_config", host_key: bool = True) -> pathlib.Path:
+    """TEXT after a HostKey line: the test's key, or one that does not exist (sshd -T fails)."""
+    path = d / name
+    path.write_text(f"HostKey {d / ('host_key' if host_key else 'no_such_key')}\n{text}")
+    return path
+
+
+def ssh_pam_dir(site: Site) -> pathlib.Path:
+    """The good directory with the shipped pam.d/sshd."""
+    d = good_pam_dir(site.dir)
+    (d / "sshd").write_text((ROOT / "pam.d" / "sshd").read_text())
+    return d
+
+
+def sshd_check(site: Site, config: pathlib.Path, *args: str, pam_dir: pathlib.Path | None = None) -> subprocess.CompletedProcess:
+    return check(site, "--json", "--sshd-config", str(config), *args, pam_dir=pam_dir or ssh_pam_dir(site))
+
+
+def sshd_findings(result: subprocess.CompletedProcess) -> dict[str, str]:
+    """The sshd findings' statuses, without the one that says where the settings came from."""
+    return {i: f["status"] for i, f in findings(result).items() if i.startswith("sshd") and i != "sshd.effective-config"}
+
+
+def line_of(path: pathlib.Path, text: str) -> int:
+    return path.read_text().splitlines().index(text) + 1
+
+
+def test_check_reads_sshds_effective_config_with_sshd_T(site: Site, ssh_dir):
+    config = sshd_config(ssh_dir, "UsePAM yes\nKbdInteractiveAuthentication yes\nPasswordAuthentication no\n")
+    # What the real sshd prints, for the record: these keys, lower case.
+    printed = subprocess.run([str(SSHD), "-T", "-f", str(config)], capture_output=True, text=True, timeout=30)
+    assert printed.returncode == 0, printed.stderr
+    assert {"usepam yes", "kbdinteractiveauthentication yes", "passwordauthentication no", "authenticationmethods any"} <= set(printed.stdout.splitlines())
+    result = sshd_check(site, config)
+    assert result.returncode == 0, result.stdout
+    found = findings(result)
+    assert found["sshd"]["status"] == "ok", found
+    assert found["sshd"]["message"] == (f"sshd: UsePAM yes, KbdInteractiveAuthentication yes, AuthenticationMethods any (sshd -T -f {config}): "
+                                        f"cloud users sign in over SSH through PAM's keyboard-interactive prompts (pam_cloudlogin in {ssh_pam_dir(site)}/sshd)")
+    assert "sshd.effective-config" not in found
+    # The text output.
+    text = check(site, "--sshd-config", str(config), pam_dir=ssh_pam_dir(site))
+    assert f"ok: sshd: UsePAM yes, KbdInteractiveAuthentication yes" in text.stdout
+
+
+def test_check_names_debian_stock_sshd_as_password_only(site: Site, ssh_dir):
+    """Debian's own sshd_config: UsePAM yes, KbdInteractiveAuthentication no, PasswordAuthentication
+    left at yes: PAM only through the password method."""
+    config = sshd_config(ssh_dir, STOCK_SSHD_CONFIG.read_text())
+    result = sshd_check(site, config)
+    assert result.returncode == 0, result.stdout  # a warning
+    found = findings(result)
+    assert sshd_findings(result) == {"sshd.password-only": "warning"}, found
+    warning = found["sshd.password-only"]
+    assert f"(sshd -T -f {config})" in warning["message"] and "MFA prompts (Okta's factor menu, codes and push) cannot be answered" in warning["message"]
+    line = line_of(config, "KbdInteractiveAuthentication no")
+    assert warning["fix"].startswith(f"change line {line} of {config} ('KbdInteractiveAuthentication no') to 'KbdInteractiveAuthentication yes', "
+                                     "then reload sshd (systemctl reload ssh)"), warning
+    # Put the line there, as the fix says: sshd and check agree it is fine.
+    config.write_text(config.read_text().replace("KbdInteractiveAuthentication no", "KbdInteractiveAuthentication yes"))
+    assert sshd_findings(sshd_check(site, config)) == {"sshd": "ok"}
+
+
+def test_check_names_usepam_no_as_a_problem_when_sshds_stack_has_the_module(site: Site, ssh_dir):
+    config = sshd_config(ssh_dir, "UsePAM no\nKbdInteractiveAuthentication yes\n")
+    result = sshd_check(site, config)
+    assert result.returncode == 3, result.stdout
+    found = findings(result)["sshd.use-pam"]
+    assert found["status"] == "error"
+    assert "sshd does not use PAM, so CloudLogin is never asked over SSH" in found["message"]
+    assert "synced password keeps working over SSH after the identity provider refused them" in found["message"]
+    assert found["fix"] == f"change line 2 of {config} ('UsePAM no') to 'UsePAM yes', then reload sshd (systemctl reload ssh)"
+    text = check(site, "--sshd-config", str(config), pam_dir=ssh_pam_dir(site))
+    assert text.returncode == 3 and "PROBLEM: sshd: UsePAM no" in text.stdout and "check: 1 problem(s) (exit 3)" in text.stdout
+    # Without pam_cloudlogin in sshd's stack, nothing is bypassed: a warning.
+    d = good_pam_dir(site.dir)
+    (d / "sshd").write_text("auth required pam_unix.so\naccount required pam_unix.so\n")
+    result = sshd_check(site, config, pam_dir=d)
+    assert result.returncode == 0 and findings(result)["sshd.use-pam"]["status"] == "warning", result.stdout
+
+
+@pytest.mark.parametrize("case,text,expected", [
+    ("keys-only", "UsePAM yes\nKbdInteractiveAuthentication no\nPasswordAuthentication no\n", {"sshd.kbd-interactive": "warning"}),
+    ("old-name", "UsePAM yes\nChallengeResponseAuthentication no\n", {"sshd.password-only": "warning"}),
+    ("methods", "UsePAM yes\nAuthenticationMethods publickey\n", {"sshd.authentication-methods": "warning"}),
+    ("methods-password", "UsePAM yes\nAuthenticationMethods publickey,password\n", {"sshd.authentication-methods": "warning"}),
+    ("methods-kbdint", 'UsePAM=yes\nAuthenticationMethods "publickey,keyboard-interactive:pam" password\n', {"sshd": "ok"}),
+    ("drop-in-wins", "Include {d}/conf.d/*.conf\nUsePAM yes\nKbdInteractiveAuthentication yes\n", {"sshd.password-only": "warning"}),
+    ("match", "UsePAM yes\nMatch User bob\n  KbdInteractiveAuthentication no\n  PasswordAuthentication no\n", {"sshd": "ok", "sshd.match": "info"}),
+])
+def test_check_judges_sshd_like_sshd_T_whether_or_not_it_can_run(site: Site, ssh_dir, case, text, expected):
+    (ssh_dir / "conf.d").mkdir()
+    (ssh_dir / "conf.d" / "10-cloud.conf").write_text("# a drop-in\nKbdInteractiveAuthentication no\n")
+    text = text.replace("{d}", str(ssh_dir))
+    by_sshd = sshd_check(site, sshd_config(ssh_dir, text))
+    assert "sshd.effective-config" not in findings(by_sshd), by_sshd.stdout
+    assert sshd_findings(by_sshd) == expected, by_sshd.stdout
+    # The same config where sshd -T cannot load a host key: check reads the files.
+    unread = sshd_config(ssh_dir, text, name="sshd_config.nokey", host_key=False)
+    by_files = sshd_check(site, unread)
+    note = findings(by_files)["sshd.effective-config"]
+    assert note["status"] == "info", note
+    assert note["message"].startswith(f"sshd: `{SSHD} -T -f {unread}` did not run (exit 1: Unable to load host key: {ssh_dir}/no_such_key): "
+                                      f"judged from {unread} as written"), note
+    assert sshd_findings(by_files) == expected, by_files.stdout
+    assert by_files.returncode == by_sshd.returncode == 0
+    if case == "drop-in-wins":
+        fix = findings(by_sshd)["sshd.password-only"]["fix"]
+        assert fix.startswith(f"change line 2 of {ssh_dir}/conf.d/10-cloud.conf ('KbdInteractiveAuthentication no')"), fix
+    if case == "match":
+        assert "'Match User bob' sets KbdInteractiveAuthentication, PasswordAuthentication" in findings(by_sshd)["sshd.match"]["message"]
+
+
+def test_check_judges_sshds_whole_pam_stack(site: Site, ssh_dir):
+    """Debian's sshd reaches pam_cloudlogin through @include common-auth."""
+    config = sshd_config(ssh_dir, "UsePAM yes\nKbdInteractiveAuthentication yes\n")
+    d = good_pam_dir(site.dir)
+    (d / "sshd").write_text("@include common-auth\naccount required pam_nologin.so\n@include common-account\n")
+    result = sshd_check(site, config, pam_dir=d)
+    assert result.returncode == 0, result.stdout
+    assert f"(pam_cloudlogin in {d}/sshd)" in findings(result)["sshd"]["message"]
+    (d / "sshd").write_text("auth sufficient pam_unix.so\n@include common-auth\n")
+    result = sshd_check(site, config, pam_dir=d)
+    assert result.returncode == 3, result.stdout
+    found = findings(result)["pam.order"]
+    assert found["message"].startswith(f"pam: {d}/common-auth line 1: pam_cloudlogin comes after pam_unix (sshd line 1) in the auth stack of sshd"), found
+    (d / "sshd").write_text("auth required pam_unix.so\n")
+    result = sshd_check(site, config, pam_dir=d)
+    assert result.returncode == 0, result.stdout
+    found = findings(result)["sshd.pam-stack"]
+    assert found["status"] == "warning" and f"{d}/sshd (with what it includes) has no pam_cloudlogin" in found["message"]
+    assert "pam_unix accepts a cloud user's synced password" in found["message"]
+
+
+def test_check_without_sshd_says_ssh_is_not_checked(site: Site, tmp_path):
+    result = check(site, "--sshd", str(tmp_path / "no-sshd"))
+    assert result.returncode == 0, result.stdout
+    assert f"info: sshd: not installed (no {tmp_path}/no-sshd); SSH sign-in not checked" in result.stdout
+    assert "check: no problems" in result.stdout
+    assert findings(check(site, "--json", "--sshd", str(tmp_path / "no-sshd")))["sshd"]["status"] == "info"
+
+
+def test_check_reads_the_default_sshd_config(site: Site):
+    """No --sshd-config: /etc/ssh/sshd_config (the sandbox's overlay of the machine's)."""
+    result = check(site, "--json")
+    found = {i: f for i, f in findings(result).items() if i.startswith("sshd")}
+    assert found, result.stdout
+    where = "(sshd -T -f /etc/ssh/sshd_config)" if "sshd.effective-config" not in found else "(read from /etc/ssh/sshd_config"
+    assert any(where in f["message"] for f in found.values()), found
+
+
 # ---- setup ----------------------------------------------------------------------------------------
 
 def setup_args(site: Site, idp, path: pathlib.Path, *extra: str) -> list[str]:

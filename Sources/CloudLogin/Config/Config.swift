@@ -38,6 +38,24 @@ public struct Config: Sendable {
         case always
     }
 
+    /// How MFA is completed when the password grant asks for it (`mfa_method`).
+    public enum MFAMethod: String, Sendable, CaseIterable {
+        /// In the prompt through the MFA API when the answer carries an `mfa_token` (Auth0,
+        /// Okta direct authentication); else the device step.
+        case prompt
+        /// Always the device authorization step.
+        case device
+    }
+
+    /// Which Okta API signs people in (`okta_api`).
+    public enum OktaAPI: String, Sendable, CaseIterable {
+        /// The Classic Authentication API, `/api/v1/authn`.
+        case authn
+        /// Identity Engine direct authentication: the password grant at the authorization
+        /// server with the MFA API (`mfa_required`, `…/v1/challenge`).
+        case direct
+    }
+
     public enum OktaFactor: String, Sendable, CaseIterable {
         case ask, push, totp, sms
     }
@@ -64,6 +82,10 @@ public struct Config: Sendable {
     public var ropgMFARequired: MFARequiredPolicy = .deny
     /// `mfa`: when the device authorization step runs after the password.
     public var mfa: MFAMode = .off
+    /// `mfa_method`: the MFA API in the prompt, or the device step.
+    public var mfaMethod: MFAMethod = .prompt
+    /// `okta_api`: Okta's Classic Authentication API or Identity Engine direct authentication.
+    public var oktaAPI: OktaAPI = .authn
     /// `password_grant`: false for device-only sign-in (no password asked or sent; the local
     /// password is locked, so there is no offline sign-in).
     public var passwordGrant: Bool = true
@@ -119,6 +141,16 @@ public struct Config: Sendable {
 
     /// Whether a sign-in runs the device authorization step at all.
     public var usesDeviceAuthorization: Bool { provider == .oidc && (mfa != .off || !passwordGrant) }
+
+    /// `provider = okta` with `okta_api = direct`: the password grant at Okta's authorization
+    /// server (`issuer`, `client_id` and `scopes` come from `[okta]`), MFA through the MFA API.
+    public var isOktaDirect: Bool { provider == .okta && oktaAPI == .direct }
+
+    /// Whether the OpenID password grant signs people in (`provider = oidc`, or Okta direct).
+    public var usesPasswordGrant: Bool { (provider == .oidc && passwordGrant) || isOktaDirect }
+
+    /// Whether an `mfa_required` answer with an `mfa_token` is completed in the prompt.
+    public var usesMFAAPI: Bool { isOktaDirect || (provider == .oidc && mfa != .off && mfaMethod == .prompt) }
 
     /// The issuer of the Okta authorization server (`okta_domain/oauth2/authorization_server`).
     public var oktaIssuer: String? {

@@ -133,7 +133,8 @@ public enum ConfigParser {
             guard !config.clientID.isEmpty else { throw missing("client_id", "for provider = oidc (the id of the client registered at the IdP)") }
         case .okta:
             guard config.oktaDomain != nil else { throw missing("okta_domain", "for provider = okta (for example https://example.okta.com)") }
-            if config.oktaClientID != nil && config.oktaRedirectURI == nil {
+            // The groups exchange redirects; direct authentication does not.
+            if config.oktaClientID != nil && config.oktaRedirectURI == nil && config.oktaAPI == .authn {
                 throw ConfigDiagnostic(path: path, line: sectionLines["okta"] ?? 0, key: "okta.redirect_uri",
                                        message: "is required with okta.client_id (the sign-in redirect URI registered for that Okta app)")
             }
@@ -166,10 +167,24 @@ public enum ConfigParser {
             ConfigDiagnostic(path: path, line: seen["idp.\(key)"] ?? idpLine, key: "idp.\(key)", message: message)
         }
         if config.provider == .okta {
-            for key in ["mfa", "password_grant", "device_timeout", "qr_code", "device_authorization_endpoint"] where seen["idp.\(key)"] != nil {
-                throw problem(key, "is for provider = oidc; with provider = okta, MFA is Okta's own ([okta] factor)")
+            for key in ["mfa", "mfa_method", "password_grant", "device_timeout", "qr_code", "device_authorization_endpoint"] where seen["idp.\(key)"] != nil {
+                throw problem(key, "is for provider = oidc; with provider = okta, MFA is Okta's own ([okta] factor, push_timeout)")
+            }
+            if config.oktaAPI == .direct {
+                // Direct authentication is the OpenID password grant at Okta's authorization
+                // server, with the app of [okta] client_id.
+                guard let client = config.oktaClientID, let issuer = config.oktaIssuer else {
+                    throw ConfigDiagnostic(path: path, line: seen["idp.okta_api"] ?? idpLine, key: "okta.client_id",
+                                           message: "is required with okta_api = direct (the Okta app allowed the password grant and the MFA OTP and OOB grants)")
+                }
+                config.issuer = issuer
+                config.clientID = client
+                config.scopes = config.oktaScopes
             }
             return
+        }
+        if seen["idp.okta_api"] != nil {
+            throw problem("okta_api", "is for provider = okta")
         }
         if !config.passwordGrant {
             if seen["idp.mfa"] != nil && config.mfa != .always {
@@ -235,6 +250,8 @@ public enum ConfigParser {
             "connect_timeout": { config, value, origin, _ throws(ConfigDiagnostic) in config.connectTimeout = try integer(value, origin, 1...60, unit: "seconds") },
             "ropg_mfa_required": { config, value, origin, _ throws(ConfigDiagnostic) in config.ropgMFARequired = try choice(value, origin) },
             "mfa": { config, value, origin, _ throws(ConfigDiagnostic) in config.mfa = try choice(value, origin) },
+            "mfa_method": { config, value, origin, _ throws(ConfigDiagnostic) in config.mfaMethod = try choice(value, origin) },
+            "okta_api": { config, value, origin, _ throws(ConfigDiagnostic) in config.oktaAPI = try choice(value, origin) },
             "password_grant": { config, value, origin, _ throws(ConfigDiagnostic) in config.passwordGrant = try yesNo(value, origin) },
             "device_timeout": { config, value, origin, _ throws(ConfigDiagnostic) in config.deviceTimeout = try integer(value, origin, 30...900, unit: "seconds") },
             "qr_code": { config, value, origin, _ throws(ConfigDiagnostic) in config.qrCode = try yesNo(value, origin) },

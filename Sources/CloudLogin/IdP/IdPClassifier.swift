@@ -186,7 +186,7 @@ extension IdPProblem.Stage {
     /// Okta's steps after `/api/v1/authn` accepted the password.
     var afterPassword: Bool {
         switch self {
-        case .oktaFactor, .oktaPassword, .oktaTransaction: return true
+        case .oktaFactor, .oktaPassword, .oktaTransaction, .mfaChallenge, .mfaToken: return true
         case .discovery, .keys, .token, .userinfo, .oktaAuthn, .groupsExchange, .deviceAuthorization, .deviceToken: return false
         }
     }

@@ -36,6 +36,10 @@ public struct IdPProblem: Error, Equatable, Sendable, CustomStringConvertible {
         case deviceAuthorization = "device-authorization"
         /// The token endpoint polled for the device's approval (RFC 8628 §3.4).
         case deviceToken = "device-token"
+        /// The MFA API: the authenticator list and the challenge.
+        case mfaChallenge = "mfa-challenge"
+        /// The token endpoint completing MFA (`…/mfa-otp`, `…/mfa-oob`).
+        case mfaToken = "mfa-token"
 
         /// The two exchanges of the device grant.
     public var isDeviceGrant: Bool { self == .deviceAuthorization || self == .deviceToken }
@@ -54,6 +58,8 @@ public struct IdPProblem: Error, Equatable, Sendable, CustomStringConvertible {
             case .groupsExchange: return "the Okta groups exchange"
             case .deviceAuthorization: return "the device authorization endpoint"
             case .deviceToken: return "the token endpoint (device grant)"
+            case .mfaChallenge: return "the MFA API"
+            case .mfaToken: return "the token endpoint (MFA)"
             }
         }
     }
@@ -138,7 +144,7 @@ public struct IdPProblem: Error, Equatable, Sendable, CustomStringConvertible {
         case .http(let status):
             guard kind == .misconfigured else { return "answered HTTP \(status)" }
             switch stage {
-            case .token, .deviceToken: return "answered HTTP \(status); check token_endpoint or issuer"
+            case .token, .deviceToken, .mfaToken: return "answered HTTP \(status); check token_endpoint or issuer"
             case .deviceAuthorization: return "answered HTTP \(status); check device_authorization_endpoint or issuer"
             case .oktaAuthn, .oktaFactor, .oktaPassword, .oktaTransaction: return "answered HTTP \(status); check okta_domain"
             default: return "answered HTTP \(status); check the URL in the config"

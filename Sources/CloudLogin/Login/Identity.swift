@@ -104,6 +104,13 @@ public enum IdentityVerdict: Equatable, Sendable {
     case problem(IdPProblem)
 }
 
+/// One step of an exchange with the IdP that takes several (the device grant, the MFA API): its
+/// result, or the verdict that ends the exchange there.
+enum IdPStep<Value> {
+    case next(Value)
+    case ended(IdentityVerdict)
+}
+
 /// Checks a password with the IdP. One implementation per protocol (`OIDCPasswordGrant`,
 /// `OktaAuthentication`), chosen once from the config (`LoginFlow.provider()`).
 public protocol IdentityProvider {

@@ -393,6 +393,10 @@ public final class LoginFlow {
         switch config.provider {
         case .oidc:
             return .success(OIDCPasswordGrant(config: config, transport: transport, directory: directory, clock: clock, log: log))
+        case .okta where config.isOktaDirect:
+            // Identity Engine direct authentication: the password grant at Okta's authorization
+            // server (issuer, client and scopes from [okta]), MFA through the MFA API.
+            return .success(OIDCPasswordGrant(config: config, transport: transport, directory: directory, clock: clock, log: log))
         case .okta:
             return .success(OktaAuthentication(config: config, transport: transport, cache: directory.cache, clock: clock, log: log))
         }

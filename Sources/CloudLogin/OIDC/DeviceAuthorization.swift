@@ -49,7 +49,7 @@ public struct DeviceAuthorization {
         case .failure(let problem): return .problem(problem)
         }
         switch start(deadline: deadline) {
-        case .started(let answer): started = answer
+        case .next(let answer): started = answer
         case .ended(let verdict): return verdict
         }
         defer { started.deviceCode.wipe() }
@@ -71,10 +71,12 @@ public struct DeviceAuthorization {
         var interval = started.intervalSeconds &* 1000
         var lastPoll = began
         var polls = 0
+        // Enter at the prompt (sshd) says "approved": one poll is made even when the time is up.
+        var answeredPrompt = !conversation.showsMessagesAtOnce
         while true {
             let now = clock.monotonicMilliseconds()
             let wait = max(0, lastPoll &+ interval &- now)
-            guard now &+ wait &- began < limit else {
+            guard answeredPrompt || now &+ wait &- began < limit else {
                 conversation.tell("The sign-in was not approved within \(limit / 1000) seconds.")
                 log.notice("device authorization for \(login) not approved in time (\(polls) polls)")
                 return .rejected(.mfaTimedOut)
@@ -82,6 +84,7 @@ public struct DeviceAuthorization {
             deadline.waitingForPerson { clock.sleep(milliseconds: wait) }
             lastPoll = clock.monotonicMilliseconds()
             polls &+= 1
+            answeredPrompt = false
             let body = SecretBytes(capacity: 128)
             body.append("grant_type=")
             FormEncoding.append(Self.grantType, to: body)
@@ -125,14 +128,8 @@ public struct DeviceAuthorization {
         }
     }
 
-    /// The device step started, or the IdP's verdict that ends it before it started.
-    enum Start {
-        case started(Started)
-        case ended(IdentityVerdict)
-    }
-
     /// The device authorization request (RFC 8628 §3.1) and its answer (§3.2).
-    func start(deadline: Deadline) -> Start {
+    func start(deadline: Deadline) -> IdPStep<Started> {
         let endpoint: String
         switch directory.deviceAuthorizationEndpoint(deadline: deadline) {
         case .success(let url): endpoint = url
@@ -156,7 +153,7 @@ public struct DeviceAuthorization {
                 return .ended(.problem(.malformed(.deviceAuthorization, "the device authorization endpoint answered 200 with a body that is not a JSON object")))
             }
             do throws(IdPProblem) {
-                return .started(try Self.read(document))
+                return .next(try Self.read(document))
             } catch {
                 return .ended(.problem(error))
             }

@@ -18,6 +18,12 @@ public final class OIDCPasswordGrant: IdentityProvider {
     }
 
     public func verifyPassword(login: String, password: SecretBytes, conversation: Conversation, deadline: Deadline) -> IdentityVerdict {
+        verifyPassword(login: login, password: password, conversation: conversation, deadline: deadline, mfaInPrompt: config.usesMFAAPI)
+    }
+
+    /// The password grant; with `mfaInPrompt`, an `mfa_required` answer that carries an
+    /// `mfa_token` is completed in the prompt through the MFA API (`MFAAPI`).
+    func verifyPassword(login: String, password: SecretBytes, conversation: Conversation, deadline: Deadline, mfaInPrompt: Bool) -> IdentityVerdict {
         let tokenEndpoint: String
         switch directory.tokenEndpoint(deadline: deadline) {
         case .success(let url): tokenEndpoint = url
@@ -33,6 +39,12 @@ public final class OIDCPasswordGrant: IdentityProvider {
         }
         defer { response.body.wipe() }
         guard response.status == 200 else {
+            if mfaInPrompt, let mfaToken = Self.mfaToken(in: response), let dialect = MFAAPI.dialect(config: config, tokenEndpoint: tokenEndpoint) {
+                defer { mfaToken.wipe() }
+                log.info("the IdP verified the password of \(login) and requires MFA; answering it in the prompt")
+                let mfa = MFAAPI(dialect: dialect, config: config, transport: transport, tokens: self, clock: clock, log: log)
+                return mfa.complete(mfaToken: mfaToken, login: login, tokenEndpoint: tokenEndpoint, conversation: conversation, deadline: deadline)
+            }
             let answer = IdPErrorAnswer(status: response.status, body: response.body)
             let verdict = IdPClassifier.verdict(for: answer, stage: .token)
             if verdict == .rejected(.unrecognizedRefusal) {
@@ -41,6 +53,15 @@ public final class OIDCPasswordGrant: IdentityProvider {
             return verdict
         }
         return readTokenResponse(response.body, login: login, deadline: deadline)
+    }
+
+    /// The `mfa_token` of an `mfa_required` answer (Auth0, Okta direct authentication), which
+    /// comes only after a correct password; nil for any other answer.
+    static func mfaToken(in response: HTTPResponse) -> SecretBytes? {
+        guard (400...403).contains(response.status), let document = JSONValue.parse(response.body),
+              document["error"]?.stringValue == "mfa_required", let token = document["mfa_token"]?.stringValue,
+              !token.isEmpty, token.utf8.count <= 8192 else { return nil }
+        return SecretBytes(token.utf8)
     }
 
     /// The POST: grant_type=password, credentials in the body, client authentication as

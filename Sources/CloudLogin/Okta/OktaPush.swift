@@ -26,25 +26,6 @@ struct OktaPush {
         var hasPolled = false
         while true {
             if current.status != .mfaChallenge { return .continueWith(current) }
-            // Okta sends the number to tap only in poll answers, once the phone shows the
-            // three numbers: say it when it comes (once). Where messages wait for a prompt
-            // (sshd), the notice is a prompt the person answers with Enter, and it waits for
-            // the first poll's answer so that the number can be in it.
-            var notice: String?
-            if let number = current.correctAnswer, number != toldNumber {
-                notice = "Approve the sign-in on Okta Verify: tap \(number) on your phone."
-                toldNumber = number
-            } else if !told && (conversation.showsMessagesAtOnce || hasPolled) {
-                notice = conversation.showsMessagesAtOnce ? "Approve the sign-in on Okta Verify…" : "Approve the sign-in on Okta Verify."
-            }
-            if let notice {
-                told = true
-                let shown = client.waitingForPerson { conversation.showWhileWaiting(notice, approval: "approved it on your phone") }
-                guard shown else {
-                    client.cancel(current)
-                    return .finished(.rejected(.abandoned))
-                }
-            }
             switch current.factorResult {
             case .rejected?:
                 conversation.tell("The sign-in was rejected on Okta Verify.")
@@ -59,15 +40,38 @@ struct OktaPush {
                 // `push_timeout` at the latest.
                 break
             }
+            // Okta sends the number to tap only in poll answers, once the phone shows the
+            // three numbers: say it when it comes (once). Where messages wait for a prompt
+            // (sshd), the notice is a prompt the person answers with Enter, and it waits for
+            // the first poll's answer so that the number can be in it.
+            var notice: String?
+            if let number = current.correctAnswer, number != toldNumber {
+                notice = "Approve the sign-in on Okta Verify: tap \(number) on your phone."
+                toldNumber = number
+            } else if !told && (conversation.showsMessagesAtOnce || hasPolled) {
+                notice = conversation.showsMessagesAtOnce ? "Approve the sign-in on Okta Verify…" : "Approve the sign-in on Okta Verify."
+            }
+            // An Enter at the notice prompt says "approved": the next poll is made at once, even
+            // when `push_timeout` has passed while the prompt waited.
+            var answeredPrompt = false
+            if let notice {
+                told = true
+                let shown = client.waitingForPerson { conversation.showWhileWaiting(notice, approval: "approved it on your phone") }
+                guard shown else {
+                    client.cancel(current)
+                    return .finished(.rejected(.abandoned))
+                }
+                answeredPrompt = !conversation.showsMessagesAtOnce
+            }
             guard let poll = current.links["next"] else {
                 client.cancel(current)
                 return .finished(.problem(.malformed(.oktaFactor, "Okta's push challenge has no link to poll")))
             }
-            var wait = Self.pollIntervalMilliseconds
+            var wait = answeredPrompt ? 0 : Self.pollIntervalMilliseconds
             var answered = false
             while !answered {
                 let elapsed = clock.monotonicMilliseconds() &- started
-                guard elapsed &+ wait <= limit else {
+                guard answeredPrompt || elapsed &+ wait <= limit else {
                     conversation.tell("The push was not approved within \(timeoutSeconds) seconds.")
                     client.cancel(current)
                     return .finished(.rejected(.mfaTimedOut))
@@ -87,6 +91,7 @@ struct OktaPush {
                     hasPolled = true
                 case .rateLimited(let milliseconds, _):
                     wait = max(milliseconds, Self.pollIntervalMilliseconds)
+                    answeredPrompt = false
                 case let other:
                     return .finished(client.verdict(for: other, transaction: current, stage: .oktaFactor))
                 }

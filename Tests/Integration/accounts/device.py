@@ -388,7 +388,7 @@ class SshDialog:
     (NumberOfPasswordPrompts=1): a refusal ends ssh instead of asking for the password again."""
 
     def __init__(self, server: Sshd, user: str, password: str | None, timeout: float = 120):
-        self.child = pexpect.spawn(SSH, ssh_argv(server.port, user, "id -un", prompts=1, known_hosts=server.known_hosts),
+        self.child = pexpect.spawn(SSH, ssh_argv(server.port, user, "id -un", attempts=1, known_hosts=server.known_hosts),
                                    env={"TERM": "dumb", "HOME": "/nonexistent", **TOOL_ENV}, encoding="utf-8",
                                    codec_errors="replace", dimensions=(60, 400), timeout=timeout, cwd="/")
         self.log: list[str] = []

@@ -1,7 +1,7 @@
 """provider = okta for real: Okta's Authentication API (an Okta-shaped HTTPS server that follows
 Okta's documented JSON, Tests/Integration/support/okta.py), MFA answered at a real /bin/login in
-a pseudo-terminal, at real sudo, through real libpam, and a push over a real sshd — inside
-run-in-sandbox."""
+a pseudo-terminal, at real sudo, through real libpam — inside run-in-sandbox. Okta MFA over a
+real sshd is in test_ssh_okta.py, which uses this file's fixtures."""
 from __future__ import annotations
 
 import os
@@ -18,7 +18,6 @@ import pytest
 from cltest import DRIVER, MODULE, ROOT
 from okta import OktaServer
 from sandbox import TOOL_ENV, allow_sudo, install_pam_service, pam_service, run_sudo, user_exists
-from sshd import Sshd
 
 CONFIG = pathlib.Path("/etc/cloudlogin/okta.conf")
 SUFFIX = "@example.com"
@@ -435,40 +434,3 @@ def test_login_trace_shows_every_step_and_no_token(okta: OktaServer):
     assert "trace: [groups] groups: g-admins" in output, output
     assert "trace: [pam] outcome accepted" in output, output
 
-
-# --- over SSH ----------------------------------------------------------------------------------
-
-def test_push_notice_over_ssh_is_a_prompt_shown_at_once(okta: OktaServer, tmp_path: pathlib.Path):
-    """sshd holds PAM messages until it next talks to the client (OpenSSH bug 2876; facts.md,
-    "sshd: what the user sees of PAM's messages"), so under sshd the push notice is the text of a
-    prompt (README, "Over SSH"): it reaches the SSH user at once, not push_timeout seconds later,
-    and the push is polled after Enter, until push_timeout (5) ends it here."""
-    okta.add_user("sasha" + SUFFIX, "Sasha pw 1", factors=["push"], push="approve", push_wait_polls=0)
-    assert pam("sasha", "Sasha pw 1")[0] == "PAM_SUCCESS"  # the account exists (sshd needs it)
-    okta.add_user("sasha" + SUFFIX, "Sasha pw 1", factors=["push"], push="never")
-    write_config(okta, push_timeout="5")  # the least allowed
-    with pam_service("sshd", shipped("sshd")), Sshd(tmp_path / "sshd") as server:
-        child = pexpect.spawn("/usr/bin/ssh", ["-F", "/dev/null", "-o", "PreferredAuthentications=keyboard-interactive",
-                                               "-o", f"UserKnownHostsFile={server.known_hosts}", "-o", "NumberOfPasswordPrompts=1",
-                                               "-T", "-p", str(server.port), "sasha@127.0.0.1", "id -un"],
-                              env={"TERM": "dumb", "HOME": "/nonexistent", **TOOL_ENV}, encoding="utf-8", timeout=30)
-        try:
-            child.expect(r"Password: ")
-            child.sendline("Sasha pw 1")
-            sent = time.monotonic()
-            child.expect("Press Enter once you have approved it on your phone: ")
-            notice = time.monotonic() - sent
-            prompt = child.before
-            child.sendline("")
-            entered = time.monotonic()
-            child.expect("not approved within 5 seconds")
-            outcome = time.monotonic() - entered
-            child.expect(pexpect.EOF)
-            transcript = child.before
-        finally:
-            child.close(force=True)
-    assert "Approve the sign-in on Okta Verify" in prompt, prompt
-    # One poll (2 s) comes first: a number challenge arrives only in a poll answer.
-    assert notice < 4, f"the push notice arrived {notice:.1f} s after the password"
-    assert outcome < 5 + 3, f"the outcome came {outcome:.1f} s after Enter"
-    assert "Permission denied (keyboard-interactive)" in transcript, transcript

@@ -657,6 +657,16 @@ class OktaServer:
             user.password = password
             user.password_changed = time.time()
 
+    def set_push(self, login: str, push: str) -> None:
+        """What the person does on the phone from now on (a test approves or rejects a push
+        while the client waits): "approve" | "reject" | "timeout" | "never". The next poll of a
+        pending push, once past the user's push_wait_polls, answers accordingly; the push
+        already sent, its transaction and the number to tap stay the same."""
+        if push not in ("approve", "reject", "timeout", "never"):
+            raise ValueError(f"push must be approve|reject|timeout|never, not {push!r}")
+        with self._lock:
+            self._users[login.lower()].push = push
+
     def set_state(self, login: str, state: str | None) -> None:
         with self._lock:
             self._users[login.lower()].state = state

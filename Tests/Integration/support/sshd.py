@@ -9,7 +9,9 @@ conversation. Every wait is bounded; stop() kills the listener and every process
 group). Run it only inside run-in-sandbox: it needs a private /run (/run/sshd) and /etc.
 
 `ssh_kbdint` runs the real `ssh` client on a pseudo-terminal (pexpect), answers each password
-prompt and returns everything the user saw.
+prompt and returns everything the user saw. `SshDialog` runs it one step at a time, for
+dialogues in which the test acts between prompts (an MFA code, a push approved at the IdP while
+a prompt waits) and times when each prompt showed.
 """
 from __future__ import annotations
 
@@ -169,6 +171,15 @@ LogLevel VERBOSE
         """ssh_kbdint to this server, checking its host key."""
         return ssh_kbdint(self.port, user, passwords, known_hosts=self.known_hosts, **kw)
 
+    def dialog(self, user: str, **kw) -> "SshDialog":
+        """An SshDialog with this server, checking its host key."""
+        return SshDialog(self.port, user, known_hosts=self.known_hosts, **kw)
+
+    def processes(self) -> list[int]:
+        """The live processes below the listener: connections (and the process each runs PAM's
+        conversation in), sessions, shells."""
+        return [pid for pid in _descendants(self.proc.pid) if _state(pid) not in ("Z", None)] if self.proc else []
+
     def log(self) -> str:
         """What sshd wrote to stderr (-e: its log lines) so far."""
         return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
@@ -223,10 +234,11 @@ def _clean(text: str) -> str:
     return _ANSI.sub("", text.replace("\r\n", "\n")).replace("\r", "")
 
 
-def ssh_argv(port: int, user: str, command: str | None = "id -un", tty: bool = False, prompts: int = 1,
-             extra_options: tuple[str, ...] = (), known_hosts: pathlib.Path | None = None) -> list[str]:
-    """The arguments of `ssh` (after the program name) that ssh_kbdint runs: keyboard-interactive
-    only, PROMPTS answers at most, a remote terminal with TTY or without COMMAND."""
+def ssh_argv(port: int, user: str, command: str | None, tty: bool = False, attempts: int = 1,
+             known_hosts: pathlib.Path | None = None, extra_options: tuple[str, ...] = ()) -> list[str]:
+    """The arguments of `ssh -p PORT USER@127.0.0.1 [COMMAND]` with keyboard-interactive only and
+    ATTEMPTS keyboard-interactive attempts (NumberOfPasswordPrompts; one attempt may hold many
+    prompts). command=None or tty=True: a remote terminal (-tt)."""
     return ["-F", "/dev/null",
             "-o", "PreferredAuthentications=keyboard-interactive",
             # The server's key is known (no "Permanently added" warning) or, without KNOWN_HOSTS,
@@ -236,12 +248,17 @@ def ssh_argv(port: int, user: str, command: str | None = "id -un", tty: bool = F
             *(["-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={known_hosts}"] if known_hosts else
               ["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null"]),
             "-o", "GlobalKnownHostsFile=/dev/null", "-o", "LogLevel=INFO",
-            "-o", f"NumberOfPasswordPrompts={max(1, prompts)}",
+            "-o", f"NumberOfPasswordPrompts={attempts}",
             "-o", "ConnectTimeout=10", "-o", "ServerAliveInterval=5", "-o", "ServerAliveCountMax=3",
             "-o", "BatchMode=no", "-o", "IdentitiesOnly=yes", "-o", "IdentityFile=/dev/null",
             *extra_options,
             "-tt" if (tty or command is None) else "-T",
             "-p", str(port), f"{user}@127.0.0.1", *([] if command is None else [command])]
+
+
+def _spawn_ssh(argv: list[str], timeout: float) -> pexpect.spawn:
+    return pexpect.spawn(SSH, argv, env={"TERM": "dumb", "HOME": "/nonexistent", **ENV}, encoding="utf-8",
+                         codec_errors="replace", dimensions=(40, 400), timeout=timeout, cwd="/")
 
 
 def ssh_kbdint(port: int, user: str, passwords: list[str] | str, command: str | None = "id -un", tty: bool = False,
@@ -255,12 +272,11 @@ def ssh_kbdint(port: int, user: str, passwords: list[str] | str, command: str | 
     interactive `ssh host`; once its prompt ("$ " or "# ") shows, SHELL_LINE is typed, then
     `exit`. Everything the user saw is in the transcript."""
     answers = [passwords] if isinstance(passwords, str) else list(passwords)
-    argv = ssh_argv(port, user, command, tty=tty, prompts=len(answers), extra_options=extra_options,
-                    known_hosts=known_hosts)
+    argv = ssh_argv(port, user, command, tty=tty, attempts=max(1, len(answers)), known_hosts=known_hosts,
+                    extra_options=extra_options)
     deadline = time.monotonic() + timeout
     left = lambda: max(0.1, deadline - time.monotonic())  # noqa: E731
-    child = pexpect.spawn(SSH, argv, env={"TERM": "dumb", "HOME": "/nonexistent", **ENV}, encoding="utf-8",
-                          codec_errors="replace", dimensions=(40, 400), timeout=timeout, cwd="/")
+    child = _spawn_ssh(argv, timeout)
     log: list[str] = []
     prompts: list[str] = []
     timed_out = False
@@ -290,3 +306,90 @@ def ssh_kbdint(port: int, user: str, passwords: list[str] | str, command: str | 
         else:
             child.close()
     return SshResult(child.exitstatus, prompts, _clean("".join(log)), timed_out)
+
+
+class SshDialog:
+    """The real `ssh` client on a pseudo-terminal, driven one step at a time, for dialogues in
+    which the test acts between prompts (reads a number, approves a push at the IdP, then
+    answers) and measures when each prompt showed:
+
+        with SshDialog(server.port, user, known_hosts=server.known_hosts) as ssh:
+            ssh.expect(r"Password: \\Z"); ssh.answer(password)
+            match = ssh.expect(r"tap (\\d+) on your phone")
+            ...
+            result = ssh.finish()
+
+    Every wait is bounded by TIMEOUT (in all); a timeout fails the test with what the user saw
+    so far. finish() waits for ssh to end and returns an SshResult; leaving the with-block
+    kills ssh if it still runs."""
+
+    def __init__(self, port: int, user: str, command: str | None = "id -un", known_hosts: pathlib.Path | None = None,
+                 attempts: int = 1, timeout: float = 60, extra_options: tuple[str, ...] = ()):
+        self.argv = ssh_argv(port, user, command, attempts=attempts, known_hosts=known_hosts, extra_options=extra_options)
+        self.deadline = time.monotonic() + timeout
+        self.timeout = timeout
+        self.child = _spawn_ssh(self.argv, timeout)
+        self.started = time.monotonic()
+        self.prompts: list[str] = []   # the text of each expect() match, in order
+        self._log: list[str] = []
+
+    def _left(self) -> float:
+        return max(0.1, self.deadline - time.monotonic())
+
+    @property
+    def transcript(self) -> str:
+        """Everything the terminal showed so far (cleaned as SshResult.transcript)."""
+        pending = self.child.before if isinstance(self.child.before, str) else ""
+        return _clean("".join(self._log) + pending)
+
+    def expect(self, pattern: str, timeout: float | None = None, or_end: bool = False) -> re.Match | None:
+        """Wait until the output matches the regex PATTERN (searched in what came since the last
+        match); returns the match. Fails with the transcript on a timeout, and on ssh's end
+        unless OR_END (then None: finish() has what came)."""
+        wait = self._left() if timeout is None else min(timeout, self._left())
+        try:
+            self.child.expect(re.compile(pattern), timeout=wait)
+        except pexpect.TIMEOUT:
+            raise AssertionError(f"no {pattern!r} within {wait:.0f} s; the user saw:\n{self.transcript}") from None
+        except pexpect.EOF:
+            if or_end:
+                return None
+            raise AssertionError(f"ssh ended before {pattern!r}; the user saw:\n{self.transcript}") from None
+        self._log.append(self.child.before + self.child.after)
+        self.prompts.append(self.child.after)
+        return self.child.match
+
+    def since_start(self) -> float:
+        return time.monotonic() - self.started
+
+    def answer(self, text: str) -> None:
+        """Type TEXT and Enter."""
+        self.child.sendline(text)
+
+    def send_control(self, char: str) -> None:
+        """Ctrl-CHAR on the terminal (e.g. "d": end of input, "c": interrupt)."""
+        self.child.sendcontrol(char)
+
+    def finish(self, timeout: float | None = None) -> SshResult:
+        """Wait for ssh to end; the SshResult of the whole dialogue."""
+        timed_out = False
+        try:
+            self.child.expect(pexpect.EOF, timeout=self._left() if timeout is None else min(timeout, self._left()))
+            self._log.append(self.child.before)
+        except pexpect.TIMEOUT:
+            timed_out = True
+            self._log.append(f"{self.child.before}\n<<TIMEOUT>>")
+        self.close()
+        return SshResult(self.child.exitstatus, list(self.prompts), _clean("".join(self._log)), timed_out)
+
+    def close(self) -> None:
+        if self.child.isalive():
+            self.child.close(force=True)
+        else:
+            self.child.close()
+
+    def __enter__(self) -> "SshDialog":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

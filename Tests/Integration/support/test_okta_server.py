@@ -321,6 +321,28 @@ def test_push_number_challenge(okta, client):
     assert_success(*client.follow(ch["_links"]["next"], tx["stateToken"]), okta, login, uid)
 
 
+@pytest.mark.parametrize("outcome,final", [("approve", "SUCCESS"), ("reject", "REJECTED")])
+def test_push_decided_while_the_client_polls(okta, client, outcome, final):
+    """set_push: the person acts on the phone after seeing the number; the same transaction
+    and the same number, then the outcome at the next poll."""
+    login = new_login("later")
+    uid, tx, ch = push_flow(client, okta, login, push="never", push_number=17)
+    for _ in range(2):
+        time.sleep(0.5)
+        _, _, ch = client.follow(ch["_links"]["next"], tx["stateToken"])
+        assert ch["factorResult"] == "WAITING"
+        assert ch["_embedded"]["factor"]["_embedded"]["challenge"]["correctAnswer"] == 17
+    okta.set_push(login, outcome)
+    time.sleep(0.5)
+    status, headers, ch = client.follow(ch["_links"]["next"], tx["stateToken"])
+    if final == "SUCCESS":
+        assert_success(status, headers, ch, okta, login, uid)
+    else:
+        assert status == 200 and ch["status"] == "MFA_CHALLENGE" and ch["factorResult"] == final
+    with pytest.raises(ValueError):
+        okta.set_push(login, "maybe")
+
+
 @pytest.mark.parametrize("outcome,result", [("reject", "REJECTED"), ("timeout", "TIMEOUT")])
 def test_push_rejected_or_timed_out(okta, client, outcome, result):
     login = new_login(outcome)

@@ -1,5 +1,6 @@
 """The CA made for a test run and the server certificate it signs (127.0.0.1 and localhost):
-shared by the test IdPs (llng.py, okta.py). Nothing here is in the system trust store."""
+shared by the test IdPs (llng.py, okta.py, mfa_api.py). Nothing here is in the system trust
+store."""
 from __future__ import annotations
 
 import datetime
