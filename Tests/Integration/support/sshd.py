@@ -353,6 +353,8 @@ class SshDialog:
             raise AssertionError(f"no {pattern!r} within {wait:.0f} s; the user saw:\n{self.transcript}") from None
         except pexpect.EOF:
             if or_end:
+                # What came before the end belongs to the transcript (finish() finds nothing more).
+                self._log.append(self.child.before)
                 return None
             raise AssertionError(f"ssh ended before {pattern!r}; the user saw:\n{self.transcript}") from None
         self._log.append(self.child.before + self.child.after)
