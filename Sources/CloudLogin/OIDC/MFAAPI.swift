@@ -309,7 +309,7 @@ struct MFAAPI {
                 log.notice("wrong MFA code for \(login) (try \(attempt) of \(Self.maximumTries))")
                 if attempt < Self.maximumTries { conversation.tell("Wrong code; try again.") }
             case "expired_token"?:
-                conversation.tell("The sign-in took too long; please start again.")
+                // The result message says it ("The sign-in took too long; please start again.").
                 return .rejected(.transactionExpired)
             default:
                 return verdict(for: answer)
