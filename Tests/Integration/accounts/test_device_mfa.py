@@ -7,9 +7,12 @@ run-in-sandbox.
 The config keys under test ([idp]): `mfa = off | when-required | always`, `password_grant = yes
 | no` (no: device only), `device_timeout`, `qr_code`, `device_authorization_endpoint`. Glewlwyd
 never answers the password grant with "MFA required", so `mfa = always` is what runs the device
-step after a correct password here; "refused at the phone" does not exist in Glewlwyd (no
-user-side deny): a code that is never approved expires (`expire_device_codes`) or outlives
-`device_timeout`.
+step after a correct password here — except in the `mfa_policy` tests, where the module's
+`token_endpoint` is an "MFA policy" in front of Glewlwyd's (support/mfa_policy_proxy.py): it
+turns Glewlwyd's 200 to a password grant into Microsoft Entra ID's documented 400 AADSTS50076
+and passes everything else through, so `mfa = when-required` meets a real "password right, MFA
+required". "Refused at the phone" does not exist in Glewlwyd (no user-side deny): a code that is
+never approved expires (`expire_device_codes`) or outlives `device_timeout`.
 
 Each test uses its own user names (Glewlwyd `NAME@example.com`, email the same: `name_claim =
 email` maps it to the local name NAME)."""
@@ -24,13 +27,15 @@ import pathlib
 import re
 import subprocess
 import time
+import urllib.parse
 
 import pytest
 
 from cltest import CLI, MODULE, ROOT
 from device import (INTRO, NO_OFFLINE, NOT_IN_TIME, OFFLINE, PRESS_ENTER, QR_CHARS, REFUSED_HERE, WAITING, Background,
                     Console, DevicePrompt, Driver, SshDialog, Terminal, parse_device_prompt)
-from glewlwyd import HttpSession, Glewlwyd
+from glewlwyd import DEVICE_CODE_GRANT, HttpSession, Glewlwyd
+from mfa_policy_proxy import MFAPolicyProxy
 from sandbox import (account_files_changed, allow_sudo, create_local_user, ensure_invoker, pam_service,
                      snapshot_account_files, user_exists)
 from sshd import Sshd
@@ -544,6 +549,146 @@ def test_invalid_device_settings_are_config_errors(gw: DeviceCloud, keys: dict, 
     output = proc.stdout + proc.stderr
     assert proc.returncode == 1, f"exit {proc.returncode}:\n{output}"
     assert named in output, output
+
+
+# --- mfa = when-required meets "password right, MFA required" (Entra's AADSTS50076) -------------
+
+@pytest.fixture(scope="module")
+def policy(gw: DeviceCloud, tmp_path_factory) -> MFAPolicyProxy:
+    """Glewlwyd's token endpoint behind an Entra-style MFA policy (support/mfa_policy_proxy.py),
+    its certificate signed by Glewlwyd's test CA (so `ca_file` stays Glewlwyd's): a password
+    grant Glewlwyd answers 200 comes back as Entra's 400 AADSTS50076; every other answer (a
+    refused password, every device poll) comes back as Glewlwyd gave it."""
+    proxy = MFAPolicyProxy(gw.idp, tmp_path_factory.mktemp("mfa-policy"))
+    proxy.start()
+    yield proxy
+    proxy.stop()
+
+
+MFA_REQUIRED_HERE = "Your organisation requires MFA for this sign-in."
+
+
+def policy_config(gw: DeviceCloud, policy: MFAPolicyProxy, **keys: str | None) -> None:
+    """The tests' config with `token_endpoint` at the policy: the password grant and the device
+    polls go through it; issuer, discovery, JWKS and the device authorization endpoint stay
+    Glewlwyd's."""
+    gw.write_config(token_endpoint=policy.token_endpoint, **keys)
+
+
+def password_grants_through(policy: MFAPolicyProxy, mark: int) -> list[tuple]:
+    """(username, Glewlwyd's status, the status the module got, rewritten) of each password grant
+    that went through the policy since MARK."""
+    return [(r["username"], r["upstream"], r["status"], r["rewritten"])
+            for r in policy.requests_since(mark) if r["grant_type"] == "password"]
+
+
+def assert_polls_passed_through(policy: MFAPolicyProxy, mark: int) -> None:
+    """The device polls went to the configured token_endpoint (the policy) and came back as
+    Glewlwyd answered them: pending (400) until the approval, then Glewlwyd's tokens (200)."""
+    seen = policy.requests_since(mark)
+    assert {r["path"] for r in seen} == {urllib.parse.urlsplit(policy.token_endpoint).path}, seen
+    assert {r["grant_type"] for r in seen} == {"password", DEVICE_CODE_GRANT}, seen
+    polls = [r for r in seen if r["grant_type"] == DEVICE_CODE_GRANT]
+    assert polls, seen
+    assert all(r["status"] == r["upstream"] and not r["rewritten"] for r in polls), polls
+    assert [r["status"] for r in polls] == [400] * (len(polls) - 1) + [200], polls
+
+
+def test_mfa_policy_when_required_right_password_then_device_approval_signs_in_at_the_console(
+        gw: DeviceCloud, policy: MFAPolicyProxy):
+    """mfa = when-required, the right password at the real /bin/login: Glewlwyd accepts it (it
+    issues the password grant's tokens), the policy answers AADSTS50076, the module shows the
+    device step; approved at Glewlwyd, the person is signed in, the account is created and its
+    local password is the one typed."""
+    policy_config(gw, policy, mfa="when-required")
+    user = gw.user("dvyara", "Yara cloud pw 1", name="Yara Example")
+    mark, log, codes = policy.mark(), gw.log_mark(), gw.device_codes()
+    console = Console(user, "Yara cloud pw 1")
+    prompt = console.device_prompt()
+    assert_device_step(gw, prompt)
+    # Glewlwyd checked the password and said yes; the module got Entra's "MFA required".
+    assert password_grants_through(policy, mark) == [(user + SUFFIX, 200, 400, True)]
+    assert gw.password_grants(user, log) == 1
+    assert gw.device_codes() == codes + 1
+    assert not user_exists(user), "the account was created before the device step ended"
+    time.sleep(INTERVAL + 1)  # at least one poll is answered authorization_pending
+    gw.approve(prompt, user, "Yara cloud pw 1")
+    result = console.finish("id -un; echo HOME=$HOME")
+    assert result.shell_started, result.transcript
+    assert result.output == ["dvyara", "HOME=/home/dvyara"]
+    assert "Created local account dvyara from your cloud identity." in result.transcript
+    assert MFA_REQUIRED_HERE not in result.transcript and "Login incorrect" not in result.transcript
+    assert passwd_entry(user)[4] == "Yara Example"
+    assert not shadow_hash(user).startswith("!")
+    assert local_password_is(gw, user, "Yara cloud pw 1") and not local_password_is(gw, user, "Yara cloud pw 2")
+    assert gw.password_grants(user, log) == 2  # the device grant's tokens
+    assert password_grants_through(policy, mark) == [(user + SUFFIX, 200, 400, True)]
+    assert_polls_passed_through(policy, mark)
+    record = gw.state(user)
+    assert record["subject"] == gw.subject(user, "Yara cloud pw 1") and record["origin"] == "created"
+
+
+def test_mfa_policy_when_required_wrong_password_is_refused_without_a_device_code(
+        gw: DeviceCloud, policy: MFAPolicyProxy):
+    """A wrong password keeps Glewlwyd's own refusal (403, empty body) through the policy: "Sign-in
+    failed.", no device step, no device code, no account — in real libpam and at /bin/login."""
+    policy_config(gw, policy, mfa="when-required")
+    user = gw.user("dvzeno", "Zeno cloud pw 1")
+    mark, codes = policy.mark(), gw.device_codes()
+    run = gw.driver(user, "not Zeno's password")
+    assert run.result() == "PAM_AUTH_ERR", run.messages + gw.syslog_text()
+    assert "Sign-in failed." in run.messages, run.messages
+    assert INTRO not in run.messages
+    assert password_grants_through(policy, mark) == [(user + SUFFIX, 403, 403, False)]
+    result = Console(user, "not Zeno's password").finish()
+    assert not result.shell_started and "Login incorrect" in result.transcript, result.transcript
+    assert "Sign-in failed." in result.transcript and INTRO not in result.transcript, result.transcript
+    assert password_grants_through(policy, mark) == [(user + SUFFIX, 403, 403, False)] * 2
+    assert {r["grant_type"] for r in policy.requests_since(mark)} == {"password"}
+    assert gw.device_codes() == codes, "a device code was asked for after a refused password"
+    assert not user_exists(user) and gw.state(user) is None
+
+
+def test_mfa_policy_off_refuses_mfa_required_without_a_device_code(gw: DeviceCloud, policy: MFAPolicyProxy):
+    """mfa unset (off): the same AADSTS50076 after a right password is "Your organisation
+    requires MFA for this sign-in." with PAM_AUTH_ERR — no device step, no device code, nothing
+    created (ropg_mfa_required is deny by default)."""
+    policy_config(gw, policy, mfa=None, device_timeout=None)
+    user = gw.user("dvabel", "Abel cloud pw 1")
+    mark, log, codes = policy.mark(), gw.log_mark(), gw.device_codes()
+    before = snapshot_account_files()
+    run = gw.driver(user, "Abel cloud pw 1")
+    assert run.result() == "PAM_AUTH_ERR", run.messages + gw.syslog_text()
+    assert MFA_REQUIRED_HERE in run.messages, run.messages
+    assert INTRO not in run.messages and "Sign-in failed." not in run.messages, run.messages
+    assert password_grants_through(policy, mark) == [(user + SUFFIX, 200, 400, True)]
+    assert gw.password_grants(user, log) == 1  # Glewlwyd did accept the password
+    result = Console(user, "Abel cloud pw 1").finish()
+    assert not result.shell_started and "Login incorrect" in result.transcript, result.transcript
+    assert MFA_REQUIRED_HERE in result.transcript and INTRO not in result.transcript, result.transcript
+    assert {r["grant_type"] for r in policy.requests_since(mark)} == {"password"}
+    assert gw.device_codes() == codes
+    assert not user_exists(user) and gw.state(user) is None
+    assert account_files_changed(before) == []
+
+
+def test_mfa_policy_method_prompt_without_an_mfa_token_is_the_device_step(gw: DeviceCloud, policy: MFAPolicyProxy):
+    """mfa_method = prompt (the default, set here by name): the MFA API needs an mfa_token, which
+    Entra's 50076 answer does not carry, so the device step runs; approved, PAM_SUCCESS."""
+    policy_config(gw, policy, mfa="when-required", mfa_method="prompt")
+    user = gw.user("dvbryn", "Bryn cloud pw 1")
+    mark = policy.mark()
+    run = gw.driver(user, "Bryn cloud pw 1")
+    prompt = run.device_prompt()
+    assert_device_step(gw, prompt)
+    gw.approve(prompt, user, "Bryn cloud pw 1")
+    assert run.result() == "PAM_SUCCESS", run.messages + gw.syslog_text()
+    log = gw.syslog_text()
+    assert "requires MFA; asking for approval by device authorization" in log, log
+    assert "answering it in the prompt" not in log, log
+    assert password_grants_through(policy, mark) == [(user + SUFFIX, 200, 400, True)]
+    assert_polls_passed_through(policy, mark)
+    assert local_password_is(gw, user, "Bryn cloud pw 1")
 
 
 # --- device only (password_grant = no) --------------------------------------------------------
