@@ -22,6 +22,22 @@ public struct DeviceAuthorization {
     let clock: Clock
     let log: EventLog
 
+    /// The device step for `config`'s client at `directory`'s provider.
+    public init(config: Config, transport: HTTPTransport, directory: ProviderDirectory, clock: Clock, log: EventLog) {
+        self.init(config: config, transport: transport, directory: directory,
+                  tokens: OIDCPasswordGrant(config: config, transport: transport, directory: directory, clock: clock, log: log),
+                  clock: clock, log: log)
+    }
+
+    init(config: Config, transport: HTTPTransport, directory: ProviderDirectory, tokens: OIDCPasswordGrant, clock: Clock, log: EventLog) {
+        self.config = config
+        self.transport = transport
+        self.directory = directory
+        self.tokens = tokens
+        self.clock = clock
+        self.log = log
+    }
+
     /// What the device authorization endpoint answered (RFC 8628 §3.2), checked: every string
     /// the person will see is printable ASCII (a hostile IdP cannot send terminal escapes).
     struct Started {
@@ -36,7 +52,7 @@ public struct DeviceAuthorization {
     /// Runs the device step for `login`: start, show, poll. The verdict is the IdP's answer:
     /// accepted with the verified identity, a rejection (denied, expired, not approved in
     /// time, cancelled), or a problem (the IdP unavailable or broken: the offline rule).
-    func run(login: String, conversation: Conversation, deadline: Deadline) -> IdentityVerdict {
+    public func run(login: String, conversation: Conversation, deadline: Deadline) -> IdentityVerdict {
         var deadline = deadline
         let tokenEndpoint: String
         let started: Started
