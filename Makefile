@@ -108,7 +108,7 @@ previous: | $(TMPDIR)
 # Okta flow, built with -sanitize=fuzzer,address in .build-fuzz (a separate scratch path; the
 # release module is never built with sanitizers). CI runs a short pass (.ci/run).
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= fuzz-config fuzz-json fuzz-jwt fuzz-jwks fuzz-token-response fuzz-okta
+FUZZ_TARGETS ?= fuzz-config fuzz-json fuzz-jwt fuzz-jwks fuzz-token-response fuzz-okta fuzz-mfa
 fuzz: | $(TMPDIR)
 	scripts/fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 

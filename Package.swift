@@ -88,7 +88,7 @@ if Context.environment["CLOUDLOGIN_FUZZ"] == "1" {
     package.targets.append(.target(name: "FuzzDriver", path: "Fuzz/Driver"))
     for (name, folder) in [("fuzz-config", "Config"), ("fuzz-json", "JSON"), ("fuzz-jwt", "JWT"),
                            ("fuzz-jwks", "JWKS"), ("fuzz-token-response", "TokenResponse"),
-                           ("fuzz-okta", "Okta")] {
+                           ("fuzz-okta", "Okta"), ("fuzz-mfa", "MFA")] {
         package.targets.append(.executableTarget(name: name, dependencies: ["CloudLogin", "FuzzSupport", "FuzzDriver"], path: "Fuzz/\(folder)",
                                                  swiftSettings: [.unsafeFlags(["-parse-as-library"])]))
     }

@@ -26,7 +26,7 @@ private final class PlaybackTransport: HTTPTransport {
 
 private struct AnsweringConversation: Conversation {
     func ask(_ prompt: String, secret: Bool) -> SecretBytes? { SecretBytes("1".utf8) }
-    func tell(_ text: String) {}
+    func tell(_ text: String) -> Bool { true }
 }
 
 @_cdecl("fuzz_okta_main")

@@ -15,10 +15,14 @@ public enum TraceRedaction {
     public static let shownParameters: Set<String> = [
         "client_id", "response_type", "response_mode", "scope", "redirect_uri", "prompt",
         "code_challenge_method", "grant_type", "username", "error", "error_description",
+        // The MFA API: which kinds and channel were asked for (never the mfa_token or a code).
+        "challenge_types_supported", "channel_hint",
     ]
 
     /// Members of a JSON request body whose (string, number or boolean) values are shown.
-    public static let shownMembers: Set<String> = ["username", "factorType", "provider"]
+    public static let shownMembers: Set<String> = ["username", "factorType", "provider",
+                                                   // Auth0's MFA challenge: the client and the authenticator challenged.
+                                                   "client_id", "challenge_type", "authenticator_id"]
 
     /// `url` with the values of its query parameters hidden (except `shownParameters`) and its
     /// fragment hidden. Scheme, host and path are shown as they are.

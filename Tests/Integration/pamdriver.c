@@ -5,16 +5,22 @@
  *
  * Usage:  pamdriver --confdir DIR --service NAME [--user USER]
  *                   [--phase auth|acct|setcred|chauthtok|all] [--cycles N] [--silent] [--rss]
- *                   [--hold | --hold-unwiped] [--answer-delay-ms N]
+ *                   [--hold | --hold-unwiped] [--echo-on-stdin] [--tty TTY]
+ *                   [--answer-delay-ms N]
  *
  * The password is the first line of stdin (newline stripped; an empty line is
  * the empty password), read once at startup and reused for every cycle. If
  * stdin is at EOF before any byte, there is no password and a
  * PAM_PROMPT_ECHO_OFF makes the conversation fail with PAM_CONV_ERR.
  * PAM_PROMPT_ECHO_ON is answered with $PAMDRIVER_ECHO_ON_ANSWER (unset: the
- * conversation fails). PAM_ERROR_MSG / PAM_TEXT_INFO go to stderr as
- * "MSG error: <text>" / "MSG info: <text>"; prompts are logged to stderr as
- * "PROMPT echo_off: <text>" / "PROMPT echo_on: <text>".
+ * conversation fails). With --echo-on-stdin each PAM_PROMPT_ECHO_ON is answered
+ * instead with the next line of stdin after the password, read only once the
+ * prompt has been logged, so a test can answer it from a script after reading
+ * it (EOF before any byte: the conversation fails, as Ctrl-D at a terminal).
+ * --tty TTY sets PAM_TTY after pam_start (sshd sets it to "ssh").
+ * PAM_ERROR_MSG / PAM_TEXT_INFO go to stderr as "MSG error: <text>" /
+ * "MSG info: <text>"; prompts are logged to stderr as "PROMPT echo_off: <text>" /
+ * "PROMPT echo_on: <text>".
  *
  * Each cycle is pam_start_confdir, the phase(s), pam_end. stdout gets, per
  * PAM call made:   RESULT <phase> <code> <PAM_NAME>
@@ -59,6 +65,8 @@ static long g_answer_delay_ms; /* --answer-delay-ms */
 static struct timespec g_answered_at; /* when the last echo-off prompt was answered */
 static int g_answered;
 static size_t g_password_cap; /* bytes allocated for g_password */
+static int g_echo_on_stdin;   /* --echo-on-stdin */
+static char g_echo_on_line[4096];
 
 static void wipe_password(void)
 {
@@ -122,6 +130,29 @@ static int read_password(void)
     g_password = buf;
     g_password_cap = cap;
     return 0;
+}
+
+/* One line of stdin, byte by byte (nothing read beyond the newline), into
+ * g_echo_on_line without the newline. Returns NULL at EOF before any byte. */
+static const char *read_echo_on_line(void)
+{
+    size_t len = 0;
+    int got_any = 0;
+    for (;;) {
+        char c;
+        ssize_t n = read(STDIN_FILENO, &c, 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        got_any = 1;
+        if (c == '\n')
+            break;
+        if (len + 1 < sizeof g_echo_on_line)
+            g_echo_on_line[len++] = c;
+    }
+    g_echo_on_line[len] = '\0';
+    return got_any ? g_echo_on_line : NULL;
 }
 
 static const char *pam_code_name(int code)
@@ -212,7 +243,7 @@ static int conversation(int num_msg, const struct pam_message **msg,
             break;
         case PAM_PROMPT_ECHO_ON:
             fprintf(stderr, "PROMPT echo_on: %s\n", text);
-            answer = getenv("PAMDRIVER_ECHO_ON_ANSWER");
+            answer = g_echo_on_stdin ? read_echo_on_line() : getenv("PAMDRIVER_ECHO_ON_ANSWER");
             if (answer == NULL)
                 goto fail;
             break;
@@ -263,6 +294,7 @@ static void usage(FILE *to)
 {
     fputs("usage: pamdriver --confdir DIR --service NAME [--user USER]\n"
           "                 [--phase auth|acct|setcred|chauthtok|all] [--cycles N] [--silent] [--rss] [--hold]\n"
+          "                 [--echo-on-stdin] [--tty TTY]\n"
           "password: first line of stdin\n",
           to);
 }
@@ -275,7 +307,7 @@ static void result(const char *phase, int code)
 
 int main(int argc, char **argv)
 {
-    const char *confdir = NULL, *service = NULL, *user = NULL, *phase = "auth";
+    const char *confdir = NULL, *service = NULL, *user = NULL, *phase = "auth", *tty = NULL;
     long cycles = 1;
     int silent = 0, rss = 0, hold = 0;
 
@@ -289,6 +321,8 @@ int main(int argc, char **argv)
             silent = 1;
         } else if (strcmp(a, "--rss") == 0) {
             rss = 1;
+        } else if (strcmp(a, "--echo-on-stdin") == 0) {
+            g_echo_on_stdin = 1;
         } else if (strcmp(a, "--hold") == 0) {
             hold = 1;
         } else if (strcmp(a, "--hold-unwiped") == 0) {
@@ -299,6 +333,8 @@ int main(int argc, char **argv)
                 fprintf(stderr, "pamdriver: --answer-delay-ms needs 0..600000\n");
                 return 2;
             }
+        } else if (strcmp(a, "--tty") == 0 && has_value) {
+            tty = argv[++i];
         } else if (strcmp(a, "--confdir") == 0 && has_value) {
             confdir = argv[++i];
         } else if (strcmp(a, "--service") == 0 && has_value) {
@@ -354,6 +390,8 @@ int main(int argc, char **argv)
     for (long c = 1; c <= cycles; c++) {
         pam_handle_t *pamh = NULL;
         int rc = pam_start_confdir(service, user, &conv, confdir, &pamh);
+        if (rc == PAM_SUCCESS && tty != NULL)
+            rc = pam_set_item(pamh, PAM_TTY, tty);
         if (rc != PAM_SUCCESS) {
             result("start", rc);
             if (pamh != NULL)

@@ -11,10 +11,6 @@
 public struct DeviceAuthorization {
     /// RFC 8628 §3.2: the polling interval when the IdP names none.
     static let defaultIntervalSeconds: Int64 = 5
-    /// RFC 8628 §3.5: `slow_down` adds 5 seconds to the interval.
-    static let slowDownSeconds: Int64 = 5
-    /// Bounds on what an IdP may ask: a longer interval than this is taken as this.
-    static let maximumIntervalSeconds: Int64 = 60
     /// The grant type of the polls (RFC 8628 §3.4).
     public static let grantType = "urn:ietf:params:oauth:grant-type:device_code"
 
@@ -25,6 +21,22 @@ public struct DeviceAuthorization {
     let tokens: OIDCPasswordGrant
     let clock: Clock
     let log: EventLog
+
+    /// The device step for `config`'s client at `directory`'s provider.
+    public init(config: Config, transport: HTTPTransport, directory: ProviderDirectory, clock: Clock, log: EventLog) {
+        self.init(config: config, transport: transport, directory: directory,
+                  tokens: OIDCPasswordGrant(config: config, transport: transport, directory: directory, clock: clock, log: log),
+                  clock: clock, log: log)
+    }
+
+    init(config: Config, transport: HTTPTransport, directory: ProviderDirectory, tokens: OIDCPasswordGrant, clock: Clock, log: EventLog) {
+        self.config = config
+        self.transport = transport
+        self.directory = directory
+        self.tokens = tokens
+        self.clock = clock
+        self.log = log
+    }
 
     /// What the device authorization endpoint answered (RFC 8628 §3.2), checked: every string
     /// the person will see is printable ASCII (a hostile IdP cannot send terminal escapes).
@@ -40,7 +52,7 @@ public struct DeviceAuthorization {
     /// Runs the device step for `login`: start, show, poll. The verdict is the IdP's answer:
     /// accepted with the verified identity, a rejection (denied, expired, not approved in
     /// time, cancelled), or a problem (the IdP unavailable or broken: the offline rule).
-    func run(login: String, conversation: Conversation, deadline: Deadline) -> IdentityVerdict {
+    public func run(login: String, conversation: Conversation, deadline: Deadline) -> IdentityVerdict {
         var deadline = deadline
         let tokenEndpoint: String
         let started: Started
@@ -68,63 +80,60 @@ public struct DeviceAuthorization {
             conversation.tell("Waiting for your approval (up to \(limit / 1000) seconds)…")
         }
 
-        var interval = started.intervalSeconds &* 1000
-        var lastPoll = began
         var polls = 0
-        // Enter at the prompt (sshd) says "approved": one poll is made even when the time is up.
-        var answeredPrompt = !conversation.showsMessagesAtOnce
-        while true {
-            let now = clock.monotonicMilliseconds()
-            let wait = max(0, lastPoll &+ interval &- now)
-            guard answeredPrompt || now &+ wait &- began < limit else {
-                conversation.tell("The sign-in was not approved within \(limit / 1000) seconds.")
-                log.notice("device authorization for \(login) not approved in time (\(polls) polls)")
-                return .rejected(.mfaTimedOut)
-            }
-            deadline.waitingForPerson { clock.sleep(milliseconds: wait) }
-            lastPoll = clock.monotonicMilliseconds()
+        let polling = ApprovalPolling(clock: clock, began: began, limitMilliseconds: limit,
+                                      intervalMilliseconds: started.intervalSeconds &* 1000, afterPrompt: !conversation.showsMessagesAtOnce)
+        let verdict = polling.run(deadline: &deadline) { deadline -> ApprovalPolling.Poll in
             polls &+= 1
-            answeredPrompt = false
-            let body = SecretBytes(capacity: 128)
-            body.append("grant_type=")
-            FormEncoding.append(Self.grantType, to: body)
-            body.append("&device_code=")
-            FormEncoding.append(started.deviceCode, to: body)
-            let request = OIDCPasswordGrant.clientRequest(url: tokenEndpoint, body: body, config: config)
-            defer { request.body?.wipe() }
-            let response: HTTPResponse
-            switch transport.send(request, deadline: deadline) {
-            case .success(let answer): response = answer
-            case .failure(let error): return .problem(IdPClassifier.problem(error, stage: .deviceToken))
+            return poll(tokenEndpoint: tokenEndpoint, deviceCode: started.deviceCode, login: login, conversation: conversation, deadline: deadline)
+        }
+        guard let verdict else {
+            conversation.tell("The sign-in was not approved within \(limit / 1000) seconds.")
+            log.notice("device authorization for \(login) not approved in time (\(polls) polls)")
+            return .rejected(.mfaTimedOut)
+        }
+        if case .accepted = verdict { log.info("device authorization for \(login) approved after \(polls) poll(s)") }
+        return verdict
+    }
+
+    /// One poll of the token endpoint (RFC 8628 §3.4, §3.5).
+    func poll(tokenEndpoint: String, deviceCode: SecretBytes, login: String, conversation: Conversation, deadline: Deadline) -> ApprovalPolling.Poll {
+        let body = SecretBytes(capacity: 128)
+        body.append("grant_type=")
+        FormEncoding.append(Self.grantType, to: body)
+        body.append("&device_code=")
+        FormEncoding.append(deviceCode, to: body)
+        let request = OIDCPasswordGrant.clientRequest(url: tokenEndpoint, body: body, config: config)
+        defer { request.body?.wipe() }
+        let response: HTTPResponse
+        switch transport.send(request, deadline: deadline) {
+        case .success(let answer): response = answer
+        case .failure(let error): return .done(.problem(IdPClassifier.problem(error, stage: .deviceToken)))
+        }
+        defer { response.body.wipe() }
+        if response.status == 200 { return .done(tokens.readTokenResponse(response.body, login: login, deadline: deadline)) }
+        let answer = IdPErrorAnswer(status: response.status, body: response.body)
+        guard (400...499).contains(response.status) else { return .done(IdPClassifier.verdict(for: answer, stage: .deviceToken)) }
+        switch answer.error {
+        case "authorization_pending"?:
+            return .pending
+        case "slow_down"?:
+            log.debug("the IdP asked to poll more slowly")
+            return .slowDown
+        case "access_denied"?:
+            conversation.tell("The sign-in was denied.")
+            log.notice("device authorization for \(login) denied at the IdP")
+            return .done(.rejected(.mfaFailed))
+        case "expired_token"?:
+            conversation.tell("The code expired before the sign-in was approved.")
+            log.notice("device authorization for \(login): the device code expired")
+            return .done(.rejected(.mfaTimedOut))
+        default:
+            let verdict = IdPClassifier.verdict(for: answer, stage: .deviceToken)
+            if case .rejected = verdict {
+                log.warning("the token endpoint refused the device grant (\(answer.summary)); treated as a refusal")
             }
-            defer { response.body.wipe() }
-            if response.status == 200 {
-                log.info("device authorization for \(login) approved after \(polls) poll(s)")
-                return tokens.readTokenResponse(response.body, login: login, deadline: deadline)
-            }
-            let answer = IdPErrorAnswer(status: response.status, body: response.body)
-            switch answer.error {
-            // RFC 8628 §3.5: not yet; the same interval again.
-            case "authorization_pending"? where (400...499).contains(response.status):
-                continue
-            case "slow_down"? where (400...499).contains(response.status):
-                interval = min(interval &+ Self.slowDownSeconds &* 1000, Self.maximumIntervalSeconds &* 1000)
-                log.debug("the IdP asked to poll more slowly; interval now \(interval / 1000) s")
-            case "access_denied"? where (400...499).contains(response.status):
-                conversation.tell("The sign-in was denied.")
-                log.notice("device authorization for \(login) denied at the IdP")
-                return .rejected(.mfaFailed)
-            case "expired_token"? where (400...499).contains(response.status):
-                conversation.tell("The code expired before the sign-in was approved.")
-                log.notice("device authorization for \(login): the device code expired")
-                return .rejected(.mfaTimedOut)
-            default:
-                let verdict = IdPClassifier.verdict(for: answer, stage: .deviceToken)
-                if case .rejected = verdict {
-                    log.warning("the token endpoint refused the device grant (\(answer.summary)); treated as a refusal")
-                }
-                return verdict
-            }
+            return .done(verdict)
         }
     }
 
@@ -191,7 +200,7 @@ public struct DeviceAuthorization {
             guard let seconds = value.integerValue, seconds >= 0 else {
                 throw malformed("the device authorization answer's interval is not a whole number of seconds")
             }
-            interval = min(max(seconds, 1), maximumIntervalSeconds)
+            interval = min(max(seconds, 1), ApprovalPolling.maximumIntervalMilliseconds / 1000)
         }
         return Started(deviceCode: SecretBytes(deviceCode.utf8), userCode: userCode, verificationURI: uri,
                        verificationURIComplete: complete, expiresInSeconds: min(expiresIn, 86_400), intervalSeconds: interval)

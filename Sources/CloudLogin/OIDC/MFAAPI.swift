@@ -250,7 +250,7 @@ struct MFAAPI {
             }
             binding = code
         }
-        let interval = document["interval"]?.integerValue.map { min(max($0, 1), DeviceAuthorization.maximumIntervalSeconds) } ?? Self.defaultIntervalSeconds
+        let interval = document["interval"]?.integerValue.map { min(max($0, 1), ApprovalPolling.maximumIntervalMilliseconds / 1000) } ?? Self.defaultIntervalSeconds
         return .next(Challenge(challengeType: type, oobCode: SecretBytes(oob.utf8), bindingMethod: document["binding_method"]?.stringValue,
                                   bindingCode: binding, intervalSeconds: interval))
     }
@@ -309,7 +309,7 @@ struct MFAAPI {
                 log.notice("wrong MFA code for \(login) (try \(attempt) of \(Self.maximumTries))")
                 if attempt < Self.maximumTries { conversation.tell("Wrong code; try again.") }
             case "expired_token"?:
-                conversation.tell("The sign-in took too long; please start again.")
+                // The result message says it ("The sign-in took too long; please start again.").
                 return .rejected(.transactionExpired)
             default:
                 return verdict(for: answer)
@@ -324,53 +324,52 @@ struct MFAAPI {
     func waitForPush(_ challenge: Challenge, mfaToken: SecretBytes, login: String, tokenEndpoint: String,
                      conversation: Conversation, deadline: inout Deadline) -> IdentityVerdict {
         let began = clock.monotonicMilliseconds()
-        let limit = Int64(truncatingIfNeeded: pushTimeoutSeconds) &* 1000
         let notice = challenge.bindingCode.map { "Approve the sign-in on your phone: tap \($0)." } ?? "Approve the sign-in on your phone."
         let shown = deadline.waitingForPerson { conversation.showWhileWaiting(conversation.showsMessagesAtOnce ? notice.replacingLastPeriod() : notice, approval: "approved it on your phone") }
         guard shown else { return .rejected(.abandoned) }
-        var interval = challenge.intervalSeconds &* 1000
-        var lastPoll = began
-        // Enter at the prompt (sshd) says "approved": one poll is made even when the time is up.
-        var answeredPrompt = !conversation.showsMessagesAtOnce
-        while true {
-            let now = clock.monotonicMilliseconds()
-            let wait = max(0, lastPoll &+ interval &- now)
-            guard answeredPrompt || now &+ wait &- began < limit else {
-                conversation.tell("The push was not approved within \(pushTimeoutSeconds) seconds.")
-                return .rejected(.mfaTimedOut)
-            }
-            deadline.waitingForPerson { clock.sleep(milliseconds: wait) }
-            lastPoll = clock.monotonicMilliseconds()
-            answeredPrompt = false
-            let request = tokenRequest(url: tokenEndpoint, mfaToken: mfaToken, otp: nil, oobCode: challenge.oobCode, bindingCode: nil)
-            defer { request.body?.wipe() }
-            let response: HTTPResponse
-            switch transport.send(request, deadline: deadline) {
-            case .success(let answer): response = answer
-            case .failure(let error): return .problem(IdPClassifier.problem(error, stage: .mfaToken))
-            }
-            defer { response.body.wipe() }
-            if response.status == 200 {
-                log.info("push approved for \(login)")
-                return tokens.readTokenResponse(response.body, login: login, deadline: deadline)
-            }
-            let answer = IdPErrorAnswer(status: response.status, body: response.body)
-            switch answer.error {
-            case "authorization_pending"?, "direct_auth_authorization_pending"?:
-                continue
-            case "slow_down"?:
-                interval = min(interval &+ DeviceAuthorization.slowDownSeconds &* 1000, DeviceAuthorization.maximumIntervalSeconds &* 1000)
-            case "invalid_grant"?, "access_denied"?, "oob_rejected"?:
-                // Auth0 documents invalid_grant for a rejected push; the others are Okta's SDK's.
-                conversation.tell("The sign-in was rejected on your phone.")
-                log.notice("push rejected for \(login) (\(answer.summary))")
-                return .rejected(.mfaFailed)
-            case "expired_token"?:
-                conversation.tell("The push expired before it was approved.")
-                return .rejected(.mfaTimedOut)
-            default:
-                return verdict(for: answer)
-            }
+        let polling = ApprovalPolling(clock: clock, began: began, limitMilliseconds: Int64(truncatingIfNeeded: pushTimeoutSeconds) &* 1000,
+                                      intervalMilliseconds: challenge.intervalSeconds &* 1000, afterPrompt: !conversation.showsMessagesAtOnce)
+        let verdict = polling.run(deadline: &deadline) { deadline in
+            pollPush(challenge, mfaToken: mfaToken, login: login, tokenEndpoint: tokenEndpoint, conversation: conversation, deadline: deadline)
+        }
+        guard let verdict else {
+            conversation.tell("The push was not approved within \(pushTimeoutSeconds) seconds.")
+            return .rejected(.mfaTimedOut)
+        }
+        return verdict
+    }
+
+    /// One poll of a push (`…/mfa-oob` with the `oob_code`).
+    func pollPush(_ challenge: Challenge, mfaToken: SecretBytes, login: String, tokenEndpoint: String,
+                  conversation: Conversation, deadline: Deadline) -> ApprovalPolling.Poll {
+        let request = tokenRequest(url: tokenEndpoint, mfaToken: mfaToken, otp: nil, oobCode: challenge.oobCode, bindingCode: nil)
+        defer { request.body?.wipe() }
+        let response: HTTPResponse
+        switch transport.send(request, deadline: deadline) {
+        case .success(let answer): response = answer
+        case .failure(let error): return .done(.problem(IdPClassifier.problem(error, stage: .mfaToken)))
+        }
+        defer { response.body.wipe() }
+        if response.status == 200 {
+            log.info("push approved for \(login)")
+            return .done(tokens.readTokenResponse(response.body, login: login, deadline: deadline))
+        }
+        let answer = IdPErrorAnswer(status: response.status, body: response.body)
+        switch answer.error {
+        case "authorization_pending"?, "direct_auth_authorization_pending"?:
+            return .pending
+        case "slow_down"?:
+            return .slowDown
+        case "invalid_grant"?, "access_denied"?, "oob_rejected"?:
+            // Auth0 documents invalid_grant for a rejected push; the others are Okta's SDK's.
+            conversation.tell("The sign-in was rejected on your phone.")
+            log.notice("push rejected for \(login) (\(answer.summary))")
+            return .done(.rejected(.mfaFailed))
+        case "expired_token"?:
+            conversation.tell("The push expired before it was approved.")
+            return .done(.rejected(.mfaTimedOut))
+        default:
+            return .done(verdict(for: answer))
         }
     }
 

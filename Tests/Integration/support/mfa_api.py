@@ -37,7 +37,9 @@ Usage in a test::
 
 Test hooks: set_push(), set_otp(), slow_down(), expire_mfa_tokens(), expire_oob_codes(),
 fail_next(), stop()/start() (the server goes away mid-MFA and comes back on the same port with
-the same state), totp(), sms_sent(), requests()/mark()/requests_since().
+the same state), totp(), sms_sent(), issued() (every mfa_token, oob_code, access and ID token
+handed out, so a test can search a client's output for them), requests()/mark()/
+requests_since().
 
 Sources (what each answer follows; cited again next to each handler)
 --------------------------------------------------------------------
@@ -250,6 +252,12 @@ def _b64_uint(n: int) -> str:
     return _b64url(n.to_bytes((n.bit_length() + 7) // 8, "big"))
 
 
+def _same(a: str, b: str) -> bool:
+    """A constant-time comparison of two strings; hmac.compare_digest refuses str with non-ASCII
+    characters (a password "é" would make the handler fail and the connection close empty)."""
+    return hmac.compare_digest(a.encode("utf-8", "surrogatepass"), b.encode("utf-8", "surrogatepass"))
+
+
 def totp_code(secret_b32: str, at: float | None = None, step: int = 30, digits: int = 6) -> str:
     """RFC 6238 TOTP (HMAC-SHA-1, 30-second steps, 6 digits) for a base32 secret."""
     key = base64.b32decode(secret_b32.upper() + "=" * (-len(secret_b32) % 8))
@@ -381,6 +389,7 @@ class MFAAPIServer:
         self._fail: collections.deque = collections.deque()
         self._slow_down: dict[str, int] = {}      # login.lower() -> polls still to slow down
         self._sms_sent: dict[str, list] = collections.defaultdict(list)
+        self._issued: list[tuple[str, str, str]] = []   # (login, kind, value)
         self._keys = [self._new_key(), self._new_key()]   # the second one signs
         self._httpd: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -566,6 +575,18 @@ class MFAAPIServer:
         if not secret:
             raise ValueError(f"{login} has no totp_secret")
         return totp_code(secret, at)
+
+    def issued(self, login: str | None = None) -> dict[str, list[str]]:
+        """The secrets this server handed out (to `login`, or to anyone), by kind, in order:
+        {"mfa_token": [...], "oob_code": [...], "access_token": [...], "id_token": [...]}. The
+        request log never shows them; a test searches a client's output or logs for them."""
+        out: dict[str, list[str]] = {"mfa_token": [], "oob_code": [], "access_token": [],
+                                     "id_token": []}
+        with self._lock:
+            for who, kind, value in self._issued:
+                if login is None or who == login.lower():
+                    out[kind].append(value)
+        return out
 
     def sms_sent(self, login: str) -> list[str]:
         """The codes "sent" by SMS to the user so far (one per SMS challenge)."""
@@ -769,6 +790,8 @@ class MFAAPIServer:
                     claims["amr"] = ["mfa"]
             claims["groups"] = list(u.groups)
             id_token = self._sign(claims)
+            self._issued.append((u.login.lower(), "id_token", id_token))
+        self._issued.append((u.login.lower(), "access_token", access_token))
         if self.dialect == "okta":
             body = {"token_type": "Bearer", "expires_in": lifetime,
                     "access_token": access_token, "scope": scope}
@@ -808,7 +831,7 @@ class MFAAPIServer:
         if client is None:
             return None, method, self._err("invalid_client", "The client is unknown.")
         if client.secret is not None and (secret is None or
-                                          not hmac.compare_digest(secret, client.secret)):
+                                          not _same(secret, client.secret)):
             return None, method, self._err("invalid_client", "Client authentication failed.")
         return client, method, None
 
@@ -869,7 +892,7 @@ class MFAAPIServer:
         username, password = fields.get("username") or "", fields.get("password")
         u = self._users.get(username.lower())
         note["user"] = u.login if u else username
-        if u is None or password is None or not hmac.compare_digest(password, u.password):
+        if u is None or password is None or not _same(password, u.password):
             return self._err("invalid_grant", self.text["bad_password"])
         scope = fields.get("scope") or ("openid" if self.dialect == "auth0" else "")
         if self.dialect == "okta" and "openid" not in scope.split():
@@ -882,6 +905,7 @@ class MFAAPIServer:
                           n=next(self._ids), login=u.login.lower(), client_id=client.client_id,
                           scope=scope, expires=time.time() + self.mfa_token_lifetime)
         self._mfa_tokens[token.token] = token
+        self._issued.append((token.login, "mfa_token", token.token))
         # [OK-OTP] / [A0-ROPG]: the whole body, member for member.
         return _Response(self.status["mfa_required"],
                          {"error": "mfa_required",
@@ -909,12 +933,12 @@ class MFAAPIServer:
                             ["pwd", "mfa", "otp"])
 
     def _otp_ok(self, u: _User, otp: str, now: float) -> bool:
-        if u.otp is not None and hmac.compare_digest(otp, u.otp):
+        if u.otp is not None and _same(otp, u.otp):
             return True
         if u.totp_secret:
             for delta in (0, -30, 30):
                 step = int((now + delta) // 30)
-                if step not in u.used_steps and hmac.compare_digest(
+                if step not in u.used_steps and _same(
                         otp, totp_code(u.totp_secret, now + delta)):
                     u.used_steps.add(step)   # [A0-ROPG] a validated code cannot be used again
                     return True
@@ -953,7 +977,7 @@ class MFAAPIServer:
             limited = self._too_many(u)
             if limited:
                 return limited
-            if not hmac.compare_digest(binding, oob.binding_code or ""):
+            if not _same(binding, oob.binding_code or ""):
                 return self._failed_attempt(u, self.text["bad_binding"])             # [A0-SDK]
             return self._tokens(u, client.client_id, scope, ["pwd", "mfa", "sms"])
         # push: [OK-PUSH] / [A0-PUSH] polling
@@ -984,6 +1008,7 @@ class MFAAPIServer:
                    binding_code=(u.sms if kind == "sms" else u.number_challenge),
                    push=u.push or "approve", push_polls=u.push_polls)
         self._oobs[oob.code] = oob
+        self._issued.append((oob.login, "oob_code", oob.code))
         if kind == "sms":
             self._sms_sent[u.login.lower()].append(u.sms)
         return oob

@@ -269,6 +269,27 @@ def test_wrong_password_and_unknown_user(idp):
         assert_error(Flow(idp).password(who, pw), want[0], "invalid_grant", want[1])
 
 
+def test_non_ascii_password_secret_and_code(tmp_path):
+    """A password, client secret and code with characters beyond ASCII are compared like any
+    other (hmac.compare_digest alone refuses such str and the handler would fail): right ones
+    pass, wrong ones are refused, and the connection always gets an answer."""
+    server = MFAAPIServer(tmp_path, dialect="auth0", client_id=CLIENT, client_secret="s\u00e9cret \u2603")
+    server.start()
+    try:
+        login = new_login("utf8")
+        server.add_user(login, "Mot de passe \u00e9t\u00e9", otp="c\u00f6de")
+        flow = Flow(server, secret="s\u00e9cret \u2603")
+        assert_error(flow.password(login, "Mot de passe ete"), 403, "invalid_grant")
+        status, _, body = flow.password(login, "Mot de passe \u00e9t\u00e9")
+        assert status == 403 and body["error"] == "mfa_required", body
+        mfa = body["mfa_token"]
+        assert_error(flow.otp(mfa, "code"), 403, "invalid_grant")
+        assert_tokens(server, flow.otp(mfa, "c\u00f6de"), login)
+        assert_error(Flow(server, secret="s\u00e9cret").password(login, "x"), 401, "invalid_client")
+    finally:
+        server.stop()
+
+
 def test_client_authentication(idp):
     login = new_login("client")
     idp.add_user(login, "Secret123")
@@ -636,6 +657,33 @@ def test_request_log_shows_the_flow_without_secrets(okta):
     for secret in ("Secret123", SECRET, mfa, ch["oob_code"]):
         assert secret not in text and secret not in json.dumps(log)
 
+
+def test_issued_lists_every_secret_handed_out(idp):
+    """issued(): the mfa_tokens, oob_codes, access and ID tokens the server gave a user, in
+    order, for tests that search a client's output for them."""
+    login, other = new_login("issued"), new_login("issued-other")
+    idp.add_user(login, "Secret123", push="approve", push_polls=0)
+    idp.add_user(other, "Secret123", otp="123456")
+    flow = Flow(idp)
+    mfa = flow.mfa_token(login)
+    if idp.dialect == "okta":
+        _, _, ch = flow.okta_challenge(mfa)
+    else:
+        _, _, ch = flow.auth0_challenge(mfa, "oob", idp.authenticator_ids(login)["push"])
+    status, _, tokens = flow.oob(mfa, ch["oob_code"])
+    assert status == 200, tokens
+    other_mfa = flow.mfa_token(other)
+    assert flow.otp(other_mfa, "123456")[0] == 200
+    assert idp.issued(login) == {"mfa_token": [mfa], "oob_code": [ch["oob_code"]],
+                                 "access_token": [tokens["access_token"]],
+                                 "id_token": [tokens["id_token"]]}
+    assert idp.issued(other)["mfa_token"] == [other_mfa]
+    everyone = idp.issued()
+    assert {mfa, other_mfa} <= set(everyone["mfa_token"])
+    assert tokens["id_token"] in everyone["id_token"] and len(everyone["access_token"]) >= 2
+    # Still never in the request log.
+    log = json.dumps(idp.requests()) + idp.request_log_file.read_text()
+    assert not any(value in log for values in idp.issued(login).values() for value in values)
 
 def test_fail_next(idp):
     login = new_login("fail")

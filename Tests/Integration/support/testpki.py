@@ -1,6 +1,8 @@
 """The CA made for a test run and the server certificate it signs (127.0.0.1 and localhost):
-shared by the test IdPs (llng.py, okta.py, mfa_api.py). Nothing here is in the system trust
-store."""
+shared by the test IdPs (llng.py, okta.py, mfa_api.py, glewlwyd.py). `issue_server_cert` signs
+one more server certificate with a CA made here whose key was kept (glewlwyd.py keeps it), so a
+second server (mfa_policy_proxy.py) is trusted through the same `ca_file`. Nothing here is in
+the system trust store."""
 from __future__ import annotations
 
 import datetime
@@ -52,7 +54,23 @@ def generate_pki(ca_file: pathlib.Path, cert_file: pathlib.Path, key_file: pathl
         .sign(ca_key, hashes.SHA256())
     )
     srv_key = rsa_key()
-    srv_cert = (
+    srv_cert = _server_cert(srv_key, ca_key, ca_name, ca_ski, start, end)
+    if ca_key_file is not None:
+        ca_key_file.write_bytes(pem_key(ca_key))
+        ca_key_file.chmod(0o600)
+    key_file.write_bytes(pem_key(srv_key))
+    key_file.chmod(0o600)
+    cert_file.write_bytes(srv_cert.public_bytes(serialization.Encoding.PEM))
+    cert_file.chmod(0o644)
+    # Written last: its presence means the PKI is complete.
+    ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    ca_file.chmod(0o644)
+
+
+def _server_cert(srv_key, ca_key, ca_name: x509.Name, ca_ski: x509.SubjectKeyIdentifier,
+                 start: datetime.datetime, end: datetime.datetime) -> x509.Certificate:
+    """A TLS server certificate for 127.0.0.1 and localhost, signed by the CA."""
+    return (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")]))
         .issuer_name(ca_name)
@@ -74,13 +92,21 @@ def generate_pki(ca_file: pathlib.Path, cert_file: pathlib.Path, key_file: pathl
                        critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    if ca_key_file is not None:
-        ca_key_file.write_bytes(pem_key(ca_key))
-        ca_key_file.chmod(0o600)
+
+
+def issue_server_cert(ca_file: pathlib.Path, ca_key_file: pathlib.Path, cert_file: pathlib.Path,
+                      key_file: pathlib.Path) -> None:
+    """Another server certificate for 127.0.0.1/localhost, signed by the CA in CA_FILE with the
+    key generate_pki kept in CA_KEY_FILE, valid while the CA is: a client that trusts CA_FILE
+    trusts this server too."""
+    ca_cert = x509.load_pem_x509_certificate(ca_file.read_bytes())
+    ca_key = serialization.load_pem_private_key(ca_key_file.read_bytes(), password=None)
+    ca_ski = ca_cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    now = datetime.datetime.now(datetime.timezone.utc)
+    start = max(now - datetime.timedelta(hours=1), ca_cert.not_valid_before_utc)
+    srv_key = rsa_key()
+    srv_cert = _server_cert(srv_key, ca_key, ca_cert.subject, ca_ski, start, ca_cert.not_valid_after_utc)
     key_file.write_bytes(pem_key(srv_key))
     key_file.chmod(0o600)
     cert_file.write_bytes(srv_cert.public_bytes(serialization.Encoding.PEM))
     cert_file.chmod(0o644)
-    # Written last: its presence means the PKI is complete.
-    ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    ca_file.chmod(0o644)
