@@ -142,12 +142,13 @@ def test_password_only_creates_the_account(okta: OktaServer):
 
 def test_typing_warms_the_connection_to_okta_before_the_password_is_sent(okta: OktaServer):
     # The prompt answered after 300 ms, as a person types: meanwhile the module connected to the
-    # Okta domain with one cheap GET (the org's discovery document), and /api/v1/authn follows.
+    # Okta domain with one cheap GET (the discovery document of the Okta authorization server,
+    # which the groups exchange reads), and /api/v1/authn follows.
     okta.add_user("tyra" + SUFFIX, "Tyra pw 1")
     mark = okta.mark()
     assert pam("tyra", "Tyra pw 1", None, "cl-okta", "--answer-delay-ms", "300")[0] == "PAM_SUCCESS"
     seen = paths(okta, mark)
-    assert seen[:2] == ["/.well-known/openid-configuration", "/api/v1/authn"], seen
+    assert seen[:2] == ["/oauth2/default/.well-known/openid-configuration", "/api/v1/authn"], seen
     # Given at once (sudo -S, a script), nothing is sent early.
     mark = okta.mark()
     assert pam("tyra", "Tyra pw 1")[0] == "PAM_SUCCESS"
