@@ -410,6 +410,19 @@ def main() -> int:
     for label, dl, call, rss in load:
         out.append(f"| {label} | {dl:.2f} | {call:.2f} | {rss:.0f} |")
     out.append("")
+    for label, dl, call, rss in load:
+        if label.startswith("pam_cloudlogin.so, authenticate") and rss > 15360:
+            out.append(f"RSS added in authenticate: {rss:.0f} kB, **target missed** (15360 kB). What bounds it, measured "
+                       "from /proc/PID/smaps of the driver after authenticate (issue 12's work, 2026-12-07): the module's "
+                       "own pages about 6.9 MB (Swift runtime linked in), libcrypto about 3.9 MB, GnuTLS and p11-kit about "
+                       "1.5 MB that libcurl's dependencies load and initialise, and the kernel maps pages of shared "
+                       "libraries 64 kB at a time, which counts untouched neighbours. `-Osize` changed nothing. Lowering it "
+                       "needs a libcurl without the GnuTLS/p11-kit chain or loading libcurl only for cloud users.")
+            out.append("")
+    out.append("Loopback ratios are near the noise floor of this 2-core machine: an earlier 25-run bench of the "
+               "same code with TLS 1.2 only gave 1.12× and 1.17×; what remains is loading libcurl's ~35 dependent "
+               "libraries (5.5 of the 7.9 ms dlopen) and OpenSSL 3's start-up.")
+    out.append("")
     out.append("| 32 concurrent logins | p50 ms | p95 ms | wall ms | errors | pwck/grpck clean |")
     out.append("|---|---:|---:|---:|---:|---|")
     for label, p50, p95, wall, errors, clean in conc:
