@@ -153,8 +153,9 @@ public struct IdPCheck {
         }
         defer { password.wipe() }
         let grant = OIDCPasswordGrant(config: config, transport: transport, directory: directory, clock: SystemClock(), log: SilentLog())
+        // The grant alone: MFA needs the person, whom check does not ask.
         let verdict = grant.verifyPassword(login: login, password: password, conversation: NoConversation(),
-                                           deadline: Deadline(clock: SystemClock(), seconds: config.timeout))
+                                           deadline: Deadline(clock: SystemClock(), seconds: config.timeout), mfaInPrompt: false)
         switch verdict {
         case .accepted(let identity):
             let local = AccountSync.localName(for: identity, claim: config.nameClaim, usernameSuffix: config.usernameSuffix)
@@ -169,6 +170,9 @@ public struct IdPCheck {
             report.add("idp.grant-user", .warning, .none,
                        "grant: the password grant is allowed for client \(config.clientID), but the IdP refused \(login) (\(reason.rawValue))",
                        fix: "check the test user's name (username_suffix = '\(config.usernameSuffix)') and password at the IdP")
+        case .mfaRequired(true) where config.usesMFAAPI:
+            report.add("idp.grant-mfa", .ok, .none,
+                       "grant: the IdP verified the password of \(login) and requires MFA: the user answers it in the prompt through the MFA API (or, without an mfa_token, by device authorization); not tried here", fix: nil)
         case .mfaRequired(true) where config.mfa != .off:
             report.add("idp.grant-mfa", .ok, .none,
                        "grant: the IdP verified the password of \(login) and requires MFA: with mfa = \(config.mfa.rawValue), the user approves by device authorization", fix: nil)

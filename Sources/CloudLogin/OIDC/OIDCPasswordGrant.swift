@@ -23,7 +23,7 @@ public final class OIDCPasswordGrant: IdentityProvider {
 
     /// The password grant; with `mfaInPrompt`, an `mfa_required` answer that carries an
     /// `mfa_token` is completed in the prompt through the MFA API (`MFAAPI`).
-    func verifyPassword(login: String, password: SecretBytes, conversation: Conversation, deadline: Deadline, mfaInPrompt: Bool) -> IdentityVerdict {
+    public func verifyPassword(login: String, password: SecretBytes, conversation: Conversation, deadline: Deadline, mfaInPrompt: Bool) -> IdentityVerdict {
         let tokenEndpoint: String
         switch directory.tokenEndpoint(deadline: deadline) {
         case .success(let url): tokenEndpoint = url

@@ -822,3 +822,20 @@ def test_login_trace_shows_each_mfa_request_and_no_secret(servers, dialect: str,
     assert "trace: [pam] outcome accepted" in output, output
     assert "sudo" in groups_of(user)
     assert local_password_is(user, password)
+
+
+def test_check_with_a_test_user_says_mfa_is_answered_in_the_prompt(idp: MFAAPIServer):
+    """`cloudlogin check --test-user` tries the password grant only: for a user with MFA it says
+    the IdP verified the password and MFA will be answered in the prompt, asks for no method
+    and starts no MFA request (check has nobody to answer them)."""
+    write_config(idp)
+    user = name(idp, "chad")
+    idp.add_user(user + SUFFIX, "Chad pw 1", otp="135790")
+    mark = idp.mark()
+    proc = subprocess.run([str(CLI), "check", "--config", str(CONFIG), "--test-user", user, "--json"],
+                          input="Chad pw 1\n", capture_output=True, text=True, timeout=60)
+    findings = {f["id"]: f for f in json.loads(proc.stdout)["findings"]}
+    grant = findings.get("idp.grant-mfa")
+    assert grant and grant["status"] == "ok", proc.stdout + proc.stderr
+    assert "answers it in the prompt through the MFA API" in grant["message"], grant
+    assert [step[:2] for step in mfa_steps(idp, mark)] == [("token", "password")], mfa_steps(idp, mark)
