@@ -83,6 +83,13 @@ import Testing
         #expect(person.transcript.contains("Approve the sign-in on your phone…"))
     }
 
+    /// The device name Auth0 sends is shown on the console: control and format characters
+    /// (a C1 CSI, a bidi override) are dropped.
+    @Test func aHostileAuthenticatorNameShowsNoEscapes() {
+        let value = JSONValue.parse(#"{"id":"push|dev_3","authenticator_type":"oob","active":true,"oob_channel":"auth0","name":"Bob\u009b2J\u202ephone\u001b[31m"}"#) ?? .null
+        #expect(MFAAPI.method(fromAuth0: value)?.label == "a push to Auth0 Guardian (Bob2Jphone[31m)")
+    }
+
     @Test func auth0CodeGetsThreeTries() {
         let world = Self.world()
         world.transport.on(Self.authenticatorsURL, 200, #"[{"id":"totp|dev_2","authenticator_type":"otp","active":true}]"#)

@@ -164,9 +164,11 @@ public final class CurlTransport: HTTPTransport {
         for header in request.headers { headerList = curl_slist_append(headerList, header) }
         let failed = !configure(easy, url: request.url, remaining: remaining, sink: sinkPointer, headers: headerList)
             || CCurl_setopt_long(easy, CURLOPT_HTTPGET, 1) != CURLE_OK
-        guard !failed, let state = CCurl_warmup_new(multi, easy, Self.warmUpHoldMilliseconds, Self.warmUpGraceMilliseconds,
-                                                     Self.warmUpMaximumConnections),
-              let thread = JoinedThread.start(CCurl_warmup_thread, context: state) else {
+        let state = failed ? nil : CCurl_warmup_new(multi, easy, Self.warmUpHoldMilliseconds, Self.warmUpGraceMilliseconds,
+                                                     Self.warmUpMaximumConnections)
+        guard let state, let thread = JoinedThread.start(CCurl_warmup_thread, context: state) else {
+            // No thread (RLIMIT_NPROC, memory): no warm-up; the grant connects when it is sent.
+            CCurl_warmup_free(state)
             curl_easy_cleanup(easy)
             curl_slist_free_all(headerList)
             sinkPointer.release()

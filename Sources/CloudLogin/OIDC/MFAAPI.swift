@@ -148,7 +148,10 @@ struct MFAAPI {
     static func method(fromAuth0 value: JSONValue) -> Method? {
         guard value["active"] == .bool(true), let id = value["id"]?.stringValue, !id.isEmpty, id.utf8.count <= 256,
               id.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { return nil }
-        let name = value["name"]?.stringValue.map { ConfigParser.printable($0) }.map { " (\($0))" } ?? ""
+        // The IdP's name for the device is shown on the console: no control or format
+        // characters (C1 escapes, bidi overrides), as for GECOS, and short.
+        let shown = value["name"]?.stringValue.map { String(AccountSync.gecos(from: $0).prefix(40)) } ?? ""
+        let name = shown.isEmpty ? "" : " (\(shown))"
         switch value["authenticator_type"]?.stringValue {
         case "otp"?:
             return Method(kind: .otp, authenticatorID: id, label: "a code from your authenticator app")
